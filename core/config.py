@@ -1,0 +1,79 @@
+"""Scale profiles and method configs.
+
+`config/scales/<scale>.yaml` holds every size; `methods/<m>/config.yaml` holds each method's
+paper hyperparameters (with citations). A method's section in the scale profile overrides the
+method config, key by key (nested dicts are merged).
+"""
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from core.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+SCALES_DIR = ROOT / "config" / "scales"
+
+
+def available_scales() -> list[str]:
+    return sorted(p.stem for p in SCALES_DIR.glob("*.yaml"))
+
+
+@lru_cache(maxsize=None)
+def _load_yaml(path: str) -> dict:
+    with open(path) as f:
+        data = yaml.safe_load(f) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def load_scale(scale: str) -> dict:
+    """The scale profile `scale` as a dict (a fresh copy)."""
+    path = SCALES_DIR / f"{scale}.yaml"
+    if not path.exists():
+        raise ConfigError(
+            f"unknown scale {scale!r}: no {path.relative_to(ROOT)}; available: {', '.join(available_scales())}"
+        )
+    profile = copy.deepcopy(_load_yaml(str(path)))
+    profile["scale"] = scale
+    return profile
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """`base` updated by `override`; nested dicts merge, everything else is replaced."""
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def method_config(method: str, scale: str, variant: str | None = None) -> dict:
+    """Paper config of `method`, with the scale profile's overrides and then `variant`'s switches."""
+    path = ROOT / "methods" / method / "config.yaml"
+    if not path.exists():
+        raise ConfigError(f"no config for method {method!r} at {path.relative_to(ROOT)}")
+    cfg = copy.deepcopy(_load_yaml(str(path)))
+    variants = cfg.pop("variants", {}) or {}
+    cfg = deep_merge(cfg, load_scale(scale).get(method, {}))
+    if variant is not None:
+        if variant not in variants:
+            raise ConfigError(f"method {method!r} has no variant {variant!r}; known: {', '.join(sorted(variants))}")
+        cfg = deep_merge(cfg, variants[variant] or {})
+        cfg["variant"] = variant
+    cfg["scale"] = scale
+    return cfg
+
+
+def method_variants(method: str) -> list[str]:
+    path = ROOT / "methods" / method / "config.yaml"
+    if not path.exists():
+        return []
+    return sorted((_load_yaml(str(path)).get("variants") or {}).keys())

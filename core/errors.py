@@ -1,0 +1,21 @@
+"""Error types of the suite. Each message names the file or value at fault."""
+
+
+class SuiteError(RuntimeError):
+    """Base class: an error a user can act on (bad input, missing data, bad config)."""
+
+
+class MissingInputError(SuiteError):
+    """A dataset root, annotation file, video or model weight file is absent."""
+
+
+class VideoDecodeError(SuiteError):
+    """A video cannot be opened or decoded, or is shorter than required."""
+
+
+class AnnotationError(SuiteError):
+    """An annotation file has a malformed line or names an unknown class or file."""
+
+
+class ConfigError(SuiteError):
+    """A configuration value is missing or invalid."""
