@@ -33,7 +33,7 @@ wildcard_constraints:
 
 def _rule_files():
     base = Path(workflow.basedir)
-    files = [base / "datasets" / "rules.smk"]
+    files = sorted((base / "datasets").glob("*.smk"))
     files += sorted((base / "methods").glob("*/rules.smk"))
     files += sorted((base / "protocols").glob("*.smk"))
     files += sorted((base / "tables").glob("*.smk"))
