@@ -1,0 +1,147 @@
+"""Synthetic videos whose class is defined by motion alone.
+
+Each video shows textured objects moving over a random static background. The background, the
+objects' textures and colours, and their start positions are drawn per video, so appearance
+carries no class information; the class fixes only the motion: the direction, speed or
+trajectory of the objects. A method that learns motion has something to find; one that learns
+appearance does not. The suite's fixture datasets (UCF101, HMDB51, Kinetics-400 layouts) are
+made of these videos.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.io import atomic_path
+
+
+@dataclass(frozen=True)
+class MotionPattern:
+    """How the objects of one class move. `kind` is linear, circle or oscillate."""
+
+    kind: str
+    angle: float = 0.0  # radians; direction of linear motion or axis of oscillation
+    speed: float = 1.5  # pixels per frame (linear), or radians per frame x radius (circle)
+    clockwise: bool = True
+
+
+def class_patterns(num_classes: int) -> list[MotionPattern]:
+    """The first `num_classes` motion patterns of a fixed list (same list for every dataset)."""
+    patterns: list[MotionPattern] = []
+    for speed in (1.5, 3.0):
+        for k in range(8):
+            patterns.append(MotionPattern("linear", angle=2 * math.pi * k / 8, speed=speed))
+    patterns += [
+        MotionPattern("circle", clockwise=True),
+        MotionPattern("circle", clockwise=False),
+        MotionPattern("oscillate", angle=0.0),
+        MotionPattern("oscillate", angle=math.pi / 2),
+    ]
+    if num_classes > len(patterns):
+        raise ValueError(f"at most {len(patterns)} motion-defined classes are available, asked for {num_classes}")
+    # Interleave so that small class counts still mix directions, speeds and trajectories.
+    order = sorted(range(len(patterns)), key=lambda i: (i % 4, i))
+    return [patterns[i] for i in order[:num_classes]]
+
+
+def _smooth_texture(rng: np.random.Generator, height: int, width: int, cell: int) -> np.ndarray:
+    """Random colour texture: coarse noise upsampled, so it has structure at scale `cell`."""
+    gh, gw = max(2, height // cell + 2), max(2, width // cell + 2)
+    coarse = rng.uniform(0, 255, size=(gh, gw, 3))
+    ys = np.linspace(0, gh - 1.001, height)
+    xs = np.linspace(0, gw - 1.001, width)
+    y0, x0 = ys.astype(int), xs.astype(int)
+    fy, fx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
+    tex = (
+        coarse[y0][:, x0] * (1 - fy) * (1 - fx)
+        + coarse[y0 + 1][:, x0] * fy * (1 - fx)
+        + coarse[y0][:, x0 + 1] * (1 - fy) * fx
+        + coarse[y0 + 1][:, x0 + 1] * fy * fx
+    )
+    fine = rng.normal(0, 18, size=(height, width, 3))  # fine grain, so edges and flow are well posed
+    return np.clip(tex + fine, 0, 255)
+
+
+def _trajectory(pattern: MotionPattern, num_frames: int, start: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Object top-left positions (num_frames, 2) as float (y, x)."""
+    t = np.arange(num_frames, dtype=np.float64)[:, None]
+    if pattern.kind == "linear":
+        step = pattern.speed * np.array([math.sin(pattern.angle), math.cos(pattern.angle)])
+        return start + t * step
+    if pattern.kind == "circle":
+        radius = 0.25 * min(height, width)
+        omega = pattern.speed / radius * (1 if pattern.clockwise else -1)
+        phase = t[:, 0] * omega
+        return start + radius * np.stack([np.sin(phase), np.cos(phase) - 1.0], axis=1)
+    if pattern.kind == "oscillate":
+        amplitude = 0.3 * (height if math.sin(pattern.angle) else width)
+        period = 16.0
+        offset = amplitude * np.sin(2 * math.pi * t[:, 0] / period)
+        axis = np.array([math.sin(pattern.angle), math.cos(pattern.angle)])
+        return start + offset[:, None] * axis
+    raise ValueError(f"unknown motion pattern kind {pattern.kind!r}")
+
+
+def render_frames(
+    pattern: MotionPattern,
+    num_frames: int,
+    height: int,
+    width: int,
+    seed: int,
+    num_objects: int = 2,
+) -> np.ndarray:
+    """Frames (num_frames, height, width, 3) uint8 of `num_objects` textured boxes moving by `pattern`.
+
+    Positions wrap around the frame edges, so objects stay in view for any video length.
+    """
+    rng = np.random.default_rng(seed)
+    background = _smooth_texture(rng, height, width, cell=max(4, min(height, width) // 6))
+    size = max(6, min(height, width) // 4)
+    objects = []
+    for _ in range(num_objects):
+        texture = _smooth_texture(rng, size, size, cell=max(2, size // 3))
+        start = rng.uniform(0, 1, size=2) * np.array([height, width])
+        objects.append((texture, _trajectory(pattern, num_frames, start, height, width)))
+    frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
+    rows = np.arange(size)
+    for i in range(num_frames):
+        frame = background.copy()
+        for texture, path in objects:
+            y, x = np.round(path[i]).astype(int)
+            ys = (y + rows) % height
+            xs = (x + rows) % width
+            frame[np.ix_(ys, xs)] = texture
+        frames[i] = frame.astype(np.uint8)
+    return frames
+
+
+CONTAINER_CODECS = {
+    # container suffix -> (PyAV codec, pixel format, options)
+    ".avi": ("mpeg4", "yuv420p", {"qscale": "2"}),  # MPEG-4 Part 2, as UCF101 / HMDB51 ship
+    ".mp4": ("libx264", "yuv420p", {"crf": "12", "preset": "veryfast"}),  # H.264, as Kinetics ships
+}
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: int) -> None:
+    """Encode `frames` (T, H, W, 3) uint8 to `path`, codec chosen by the file suffix; atomic."""
+    import av
+
+    path = Path(path)
+    if path.suffix not in CONTAINER_CODECS:
+        raise ValueError(f"{path}: no fixture codec for suffix {path.suffix!r}; known: {sorted(CONTAINER_CODECS)}")
+    codec, pix_fmt, options = CONTAINER_CODECS[path.suffix]
+    height, width = frames.shape[1:3]
+    with atomic_path(path) as tmp:
+        fmt = {".avi": "avi", ".mp4": "mp4"}[path.suffix]
+        with av.open(str(tmp), mode="w", format=fmt) as container:
+            stream = container.add_stream(codec, rate=fps)
+            stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+            stream.options = dict(options)
+            for frame in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
