@@ -1,0 +1,132 @@
+"""Official layout -> manifest, with a quarantine report for every unusable video.
+
+Policy for bad input (documented in the README):
+- an annotation file that is missing or has a malformed line stops preparation with an error
+  naming the file and line (a broken annotation is never half-used);
+- a video that is missing, cannot be opened, decodes fewer frames than its container declares
+  (truncated), or is shorter than `min_frames` (one clip of the longest consumer) is left out of
+  the manifest and written, with the reason, to `<dataset>.quarantine.csv`; the log names each;
+- `strict: true` in the scale profile turns any quarantined video into an error instead.
+
+    python -m datasets.manifest --dataset ucf101_split1 --root DIR --scale smoke --out M.csv --quarantine Q.csv
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from core.config import load_scale
+from core.errors import SuiteError
+from core.io import write_csv
+from datasets.official import Entry, parse_hmdb51, parse_kinetics400, parse_ucf101
+
+MANIFEST_COLUMNS = ["video_id", "path", "label", "label_name", "split", "num_frames", "fps", "width", "height", "duration"]
+QUARANTINE_COLUMNS = ["video_id", "path", "reason"]
+
+
+def probe(path: Path, verify: bool) -> dict:
+    """Container facts of one video; with `verify`, decode every frame and count them.
+
+    Raises SuiteError with the reason when the video cannot be used.
+    """
+    import av
+
+    if not path.exists():
+        raise SuiteError("missing file")
+    if path.stat().st_size == 0:
+        raise SuiteError("empty file (0 bytes)")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise SuiteError("no video stream")
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate
+            fps = float(rate) if rate else 0.0
+            declared = int(stream.frames or 0)
+            info = {"fps": fps, "width": stream.codec_context.width, "height": stream.codec_context.height}
+            if verify or declared == 0:
+                decoded = sum(1 for _ in container.decode(stream))
+            else:
+                decoded = declared
+    except SuiteError:
+        raise
+    except Exception as exc:  # PyAV raises many error types for broken files
+        raise SuiteError(f"undecodable: {type(exc).__name__}: {exc}") from None
+    if decoded == 0:
+        raise SuiteError("no decodable frames")
+    if declared and decoded < declared:
+        raise SuiteError(f"truncated: container declares {declared} frames, {decoded} decode")
+    info["num_frames"] = decoded
+    info["duration"] = decoded / fps if fps else 0.0
+    return info
+
+
+def entries_for(dataset: str, root: Path) -> list[Entry]:
+    if dataset.startswith("ucf101_split"):
+        return parse_ucf101(root, int(dataset.removeprefix("ucf101_split")))
+    if dataset.startswith("hmdb51_split"):
+        return parse_hmdb51(root, int(dataset.removeprefix("hmdb51_split")))
+    if dataset == "k400":
+        return parse_kinetics400(root)
+    raise SuiteError(f"no official-layout parser for dataset {dataset!r}")
+
+
+def build_manifest(entries: list[Entry], root: Path, min_frames: int, verify: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Probe each entry; usable ones go to the manifest, the rest to the quarantine report."""
+    rows, quarantined = [], []
+    seen: set[str] = set()
+    for entry in tqdm(entries, desc="probing videos", unit="video"):
+        if entry.video_id in seen:
+            quarantined.append({"video_id": entry.video_id, "path": entry.path, "reason": "duplicate video id in annotations"})
+            continue
+        seen.add(entry.video_id)
+        try:
+            info = probe(root / entry.path, verify)
+            if info["num_frames"] < min_frames:
+                raise SuiteError(f"too short: {info['num_frames']} frames < {min_frames} needed for one clip")
+        except SuiteError as exc:
+            quarantined.append({"video_id": entry.video_id, "path": entry.path, "reason": str(exc)})
+            continue
+        rows.append({**entry.__dict__, **info})
+    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+    return manifest, pd.DataFrame(quarantined, columns=QUARANTINE_COLUMNS)
+
+
+def prepare(dataset: str, root: Path, profile: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    prep = profile["preparation"]
+    entries = entries_for(dataset, root)
+    manifest, quarantine = build_manifest(entries, root, int(prep["min_frames"]), bool(prep["verify_decode"]))
+    for row in quarantine.itertuples():
+        print(f"[{dataset}] quarantined {row.path}: {row.reason}", file=sys.stderr)
+    if len(quarantine) and prep.get("strict"):
+        raise SuiteError(f"{dataset}: {len(quarantine)} unusable video(s) and strict preparation; first: {quarantine.iloc[0].path}: {quarantine.iloc[0].reason}")
+    if manifest.empty:
+        raise SuiteError(f"{dataset}: no usable video under {root}")
+    return manifest, quarantine
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--root", required=True, type=Path)
+    parser.add_argument("--scale", default="smoke")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--quarantine", required=True, type=Path)
+    args = parser.parse_args(argv)
+    if not args.root.is_dir():
+        parser.error(f"dataset root {args.root} does not exist (at full scale pass --config data_root=DIR)")
+    try:
+        manifest, quarantine = prepare(args.dataset, args.root, load_scale(args.scale))
+    except SuiteError as exc:
+        sys.exit(f"error: {exc}")
+    write_csv(args.quarantine, quarantine)
+    write_csv(args.out, manifest)
+    print(f"[{args.dataset}] {len(manifest)} videos in {args.out}; {len(quarantine)} quarantined -> {args.quarantine}")
+
+
+if __name__ == "__main__":
+    main()

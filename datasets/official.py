@@ -1,0 +1,129 @@
+"""Parsers of the official annotation layouts of UCF101, HMDB51 and Kinetics-400.
+
+Each parser turns a dataset root into `Entry` rows (video id, path relative to the root, label,
+split). They check the annotation files' syntax and name the file and line of any malformed
+row; whether each video exists and decodes is checked afterwards by `datasets.manifest`.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import AnnotationError, MissingInputError
+
+
+@dataclass(frozen=True)
+class Entry:
+    video_id: str
+    path: str  # relative to the dataset root
+    label: int
+    label_name: str
+    split: str  # train | test | val
+
+
+def _require(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise MissingInputError(f"{what} not found: {path}")
+    return path
+
+
+def _lines(path: Path) -> list[tuple[int, str]]:
+    return [(n, line.strip()) for n, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+
+
+# --------------------------------------------------------------------------------------- UCF101
+def parse_ucf101(root: str | Path, split: int) -> list[Entry]:
+    """UCF101 layout: `UCF-101/<Class>/v_<Class>_gXX_cYY.avi` and `ucfTrainTestlist/` with
+    `classInd.txt` ("1 ApplyEyeMakeup"), `trainlist0N.txt` ("<Class>/<file>.avi <label>") and
+    `testlist0N.txt` ("<Class>/<file>.avi")."""
+    root = Path(root)
+    lists = _require(root / "ucfTrainTestlist", "UCF101 annotation folder")
+    class_file = _require(lists / "classInd.txt", "UCF101 class index")
+    classes: dict[str, int] = {}
+    for n, line in _lines(class_file):
+        parts = line.split()
+        if len(parts) != 2 or not parts[0].isdigit():
+            raise AnnotationError(f"{class_file}:{n}: expected '<index> <ClassName>', got {line!r}")
+        classes[parts[1]] = int(parts[0]) - 1
+    entries: list[Entry] = []
+    for split_name, list_name in (("train", f"trainlist0{split}.txt"), ("test", f"testlist0{split}.txt")):
+        list_file = _require(lists / list_name, f"UCF101 split {split} list")
+        for n, line in _lines(list_file):
+            parts = line.split()
+            rel = parts[0]
+            class_name = rel.split("/")[0]
+            if len(parts) > 2 or "/" not in rel or class_name not in classes:
+                raise AnnotationError(f"{list_file}:{n}: expected '<Class>/<video>.avi [label]' with a class of classInd.txt, got {line!r}")
+            label = classes[class_name]
+            if len(parts) == 2 and int(parts[1]) - 1 != label:
+                raise AnnotationError(f"{list_file}:{n}: label {parts[1]} disagrees with class {class_name} ({label + 1})")
+            entries.append(Entry(Path(rel).stem, f"UCF-101/{rel}", label, class_name, split_name))
+    return entries
+
+
+# --------------------------------------------------------------------------------------- HMDB51
+HMDB_TAGS = {"1": "train", "2": "test", "0": None}  # 0: not used in this split
+
+
+def parse_hmdb51(root: str | Path, split: int) -> list[Entry]:
+    """HMDB51 layout: `<class>/<video>.avi` and `testTrainMulti_7030_splits/<class>_test_split<N>.txt`
+    with lines "<video>.avi <tag>", tag 1 = train, 2 = test, 0 = unused. Classes are indexed in
+    alphabetical order, as the split files are usually enumerated."""
+    root = Path(root)
+    split_dir = _require(root / "testTrainMulti_7030_splits", "HMDB51 split folder")
+    split_files = sorted(split_dir.glob(f"*_test_split{split}.txt"))
+    if not split_files:
+        raise MissingInputError(f"no HMDB51 split-{split} files (*_test_split{split}.txt) in {split_dir}")
+    class_names = sorted(f.name[: -len(f"_test_split{split}.txt")] for f in split_files)
+    entries: list[Entry] = []
+    for label, class_name in enumerate(class_names):
+        split_file = split_dir / f"{class_name}_test_split{split}.txt"
+        for n, line in _lines(split_file):
+            parts = line.split()
+            if len(parts) != 2 or parts[1] not in HMDB_TAGS:
+                raise AnnotationError(f"{split_file}:{n}: expected '<video>.avi <0|1|2>', got {line!r}")
+            split_name = HMDB_TAGS[parts[1]]
+            if split_name is not None:
+                entries.append(Entry(Path(parts[0]).stem, f"{class_name}/{parts[0]}", label, class_name, split_name))
+    return entries
+
+
+# --------------------------------------------------------------------------------- Kinetics-400
+K400_COLUMNS = ("label", "youtube_id", "time_start", "time_end", "split")
+K400_SPLITS = {"train": ("train.csv", "train"), "val": ("validate.csv", "val")}
+
+
+def k400_video_name(youtube_id: str, start: int, end: int) -> str:
+    return f"{youtube_id}_{start:06d}_{end:06d}.mp4"
+
+
+def parse_kinetics400(root: str | Path) -> list[Entry]:
+    """Kinetics-400 layout: `annotations/{train,validate}.csv` with the header
+    `label,youtube_id,time_start,time_end,split[,is_cc]` and videos
+    `{train,val}/<youtube_id>_<start:06d>_<end:06d>.mp4`. Labels are indexed alphabetically."""
+    root = Path(root)
+    rows: list[tuple[str, dict]] = []
+    for split_name, (csv_name, _) in K400_SPLITS.items():
+        ann = _require(root / "annotations" / csv_name, f"Kinetics-400 {split_name} annotations")
+        with open(ann, newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in K400_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise AnnotationError(f"{ann}: header lacks column(s) {missing}; expected {','.join(K400_COLUMNS)}")
+            for n, row in enumerate(reader, 2):
+                try:
+                    int(float(row["time_start"])), int(float(row["time_end"]))
+                except (TypeError, ValueError):
+                    raise AnnotationError(f"{ann}:{n}: time_start/time_end are not numbers: {row}") from None
+                if not row["label"] or not row["youtube_id"]:
+                    raise AnnotationError(f"{ann}:{n}: empty label or youtube_id: {row}")
+                rows.append((split_name, row))
+    classes = {name: i for i, name in enumerate(sorted({row["label"] for s, row in rows if s == "train"}))}
+    entries = []
+    for split_name, row in rows:
+        if row["label"] not in classes:
+            raise AnnotationError(f"Kinetics-400 {split_name} label {row['label']!r} does not occur in train.csv")
+        name = k400_video_name(row["youtube_id"], int(float(row["time_start"])), int(float(row["time_end"])))
+        entries.append(Entry(Path(name).stem, f"{K400_SPLITS[split_name][1]}/{name}", classes[row["label"]], row["label"], split_name))
+    return entries
