@@ -1,0 +1,264 @@
+"""Render a table spec: the paper's numbers beside this suite's reproduced numbers.
+
+    python -m tables.render --spec tables/specs/maclr_table1.yaml --scale smoke \
+        --results results/smoke --md tables/maclr_table1.md --csv tables/maclr_table1.csv \
+        --plot tables/maclr_table1.png
+
+A reproduced number is only ever read from a metrics file (or results/compute/compute.csv) of a
+runnable cell; every other cell says why it has none.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from core import io
+from core.errors import SuiteError
+from tables.runs import COMPUTE_CSV, ROOT, cell_runs, read_compute_csv
+from tables.schema import Spec, derived_value, load_spec
+
+FULL_SCALE = "full"
+# Fields of a metrics JSON that say how a run was made; shown in the header when present.
+PROVENANCE_FIELDS = ("flow_estimator", "motion_estimator", "motion", "decoder", "git_commit", "run_id",
+                     "checkpoint", "views")
+CSV_COLUMNS = ["table", "part", "row", "column", "paper", "legibility", "reproduced", "delta", "status", "scale"]
+
+
+@dataclass
+class RenderedCell:
+    part: str
+    row: str
+    column: str
+    paper: float | None
+    legibility: str
+    reproduced: float | None
+    delta: float | None
+    status: str
+    text: str
+
+
+def _fmt(x: float | None) -> str:
+    return "–" if x is None else f"{x:.1f}" if abs(x - round(x, 1)) < 1e-9 else f"{x:.2f}"
+
+
+def _paper_text(value: float | None, legibility: str) -> str:
+    if legibility == "illegible":
+        return "illegible"
+    if legibility == "not_reported":
+        return "–"
+    return _fmt(value) + ("†" if legibility == "reconstructed" else "")
+
+
+def _read_metric(path: Path, metric: str) -> tuple[float | None, dict]:
+    try:
+        data = io.read_json(path)
+    except (OSError, json.JSONDecodeError) as err:
+        raise SuiteError(f"{path}: cannot read metrics JSON: {err}") from None
+    if metric not in data:
+        raise SuiteError(f"{path}: metrics JSON has no key {metric!r} (keys: {', '.join(sorted(data))})")
+    return float(data[metric]), data
+
+
+def status_of(kind: str, reproduced: float | None, paper: float | None, scale: str, tolerance: float) -> str:
+    if kind == "quoted":
+        return "quoted"
+    if kind == "derived":
+        return "derived" if reproduced is not None else "not run"
+    if reproduced is None:
+        return "not run"
+    if scale != FULL_SCALE:
+        return scale
+    if paper is None:
+        return "no paper value"
+    return "match" if abs(reproduced - paper) <= tolerance + 1e-9 else "differs"
+
+
+def render_cells(spec: Spec, scale: str, results: str, root: Path = ROOT) -> tuple[list[RenderedCell], list[dict]]:
+    """Every value cell of `spec` with its reproduced number (if any) and status; and the metrics read."""
+    runs = {(r.part, r.row, r.column): r for r in cell_runs(spec, scale, results, root)}
+    compute = read_compute_csv(root / COMPUTE_CSV)
+    provenance: list[dict] = []
+    read: dict[str, dict] = {}
+    out: list[RenderedCell] = []
+    for part in spec.parts:
+        reproduced_by_row: dict[str, dict[str, float | None]] = {}
+        for row in part.rows:
+            for col in part.value_columns:
+                cell = row.cells[col.name]
+                run = runs.get((part.id, row.id, col.name))
+                value = None
+                if run is not None and run.runnable:
+                    if run.path is not None:
+                        path = Path(run.path) if Path(run.path).is_absolute() else root / run.path
+                        if path.exists():
+                            value, data = _read_metric(path, run.metric)
+                            if run.path not in read:
+                                read[run.path] = data
+                                provenance.append({"file": run.path, **{k: data[k] for k in PROVENANCE_FIELDS if k in data}})
+                    elif run.compute_key in compute:
+                        entry = compute[run.compute_key]
+                        field = run.metric if run.metric in entry else "value"
+                        if entry.get(field) not in (None, ""):
+                            value = float(entry[field])
+                reproduced_by_row.setdefault(row.id, {})[col.name] = value
+        for row in part.rows:
+            for col in part.value_columns:
+                cell = row.cells[col.name]
+                value = reproduced_by_row.get(row.id, {}).get(col.name)
+                run = runs.get((part.id, row.id, col.name))
+                kind = row.kind
+                if kind == "derived":
+                    value = derived_value(part, row, col.name, {r: v.get(col.name) for r, v in reproduced_by_row.items()})
+                elif kind == "quoted" and run is not None:
+                    kind = "reproduce"  # a quoted row whose compute cell this suite counts
+                status = status_of(kind, value, cell.value, scale, spec.tolerance)
+                delta = None if value is None or cell.value is None else value - cell.value
+                out.append(RenderedCell(part.id, row.id, col.name, cell.value, cell.legibility, value, delta,
+                                        status, _cell_text(cell.value, cell.legibility, value, delta, status)))
+    return out, provenance
+
+
+def _cell_text(paper, legibility, reproduced, delta, status) -> str:
+    p = _paper_text(paper, legibility)
+    if status == "quoted":
+        return f"{p} (quoted)" if legibility != "not_reported" else "–"
+    if legibility == "not_reported" and reproduced is None:
+        return "–"
+    if reproduced is None:
+        return f"{p} / – ({status})"
+    d = f"Δ {delta:+.1f}, " if delta is not None else ""
+    return f"{p} / {_fmt(reproduced)} ({d}{status})"
+
+
+def _md_escape(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(spec: Spec, cells: list[RenderedCell], provenance: list[dict], scale: str, date: str,
+             not_run: dict[str, int] | None = None) -> str:
+    by_key = {(c.part, c.row, c.column): c for c in cells}
+    n_run = sum(c.reproduced is not None and c.status not in ("derived",) for c in cells)
+    lines = [f"# {spec.title}", "", f"*{_md_escape(spec.caption)}*" if spec.caption else "", "",
+             f"- paper: `{spec.paper}` (papers/{spec.source})",
+             f"- scale: **{scale}**" + ("" if scale == FULL_SCALE else
+                                       " — smoke-scale numbers test the pipeline; they are never compared with the paper"),
+             f"- generated: {date}",
+             f"- tolerance at full scale: ±{spec.tolerance:g}",
+             f"- reproduced cells: {n_run} of {sum(c.status != 'quoted' for c in cells)} "
+             f"(from {len(provenance)} metrics file(s))"]
+    for key in PROVENANCE_FIELDS:
+        values = sorted({str(p[key]) for p in provenance if key in p})
+        if values:
+            lines.append(f"- {key}: {', '.join(values)}")
+    lines += ["", "Each cell: `paper / reproduced (Δ reproduced − paper, status)`. Status: `match` / `differs` "
+              "(full scale, within / beyond tolerance), `smoke` (a smoke-scale run, not compared), `not run` "
+              "(no run of this suite produced it), `quoted` (another paper's result, not reproduced), `derived` "
+              "(the table's own Δ row, computed from reproduced rows). Paper marks: `†` reconstructed from the "
+              "paper's prose (see the spec), `illegible` (garbled in print), `–` not reported.", ""]
+    for part in spec.parts:
+        if part.id or part.caption:
+            lines += [f"## {_md_escape(part.caption or part.id)}", ""]
+        header = part.label_columns + [c.name for c in part.value_columns]
+        lines.append("| " + " | ".join(_md_escape(h) for h in header) + " |")
+        lines.append("|" + "|".join(["---"] * len(part.label_columns) + ["---:"] * len(part.value_columns)) + "|")
+        for row in part.rows:
+            vals = [_md_escape(row.labels[c]) for c in part.label_columns]
+            vals += [_md_escape(by_key[(part.id, row.id, c.name)].text) for c in part.value_columns]
+            lines.append("| " + " | ".join(vals) + " |")
+        lines.append("")
+    if provenance:
+        fields = [k for k in PROVENANCE_FIELDS if any(k in p for p in provenance)]
+        lines += ["## Runs", "", "| " + " | ".join(["metrics file"] + fields) + " |",
+                  "|---|" + "---|" * len(fields)]
+        for p in provenance:
+            lines.append(f"| `{p['file']}` | " + " | ".join(_md_escape(p.get(k, "")) for k in fields) + " |")
+        lines.append("")
+    if not_run:
+        lines += ["## Why cells are not run", ""]
+        lines += [f"- {_md_escape(reason)} ({n} cell(s))" for reason, n in sorted(not_run.items())]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def long_frame(spec: Spec, cells: list[RenderedCell], scale: str) -> pd.DataFrame:
+    rows = [{"table": spec.key, "part": c.part, "row": c.row, "column": c.column, "paper": c.paper,
+             "legibility": c.legibility, "reproduced": c.reproduced,
+             "delta": None if c.delta is None else round(c.delta, 4), "status": c.status, "scale": scale}
+            for c in cells]
+    return pd.DataFrame(rows, columns=CSV_COLUMNS)
+
+
+def plot(spec: Spec, cells: list[RenderedCell], scale: str, path: str | Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = [c for c in cells if c.reproduced is not None and c.paper is not None and c.status != "derived"]
+    fig, ax = plt.subplots(figsize=(5, 5))
+    if pts:
+        xs, ys = [c.paper for c in pts], [c.reproduced for c in pts]
+        lo, hi = min(xs + ys), max(xs + ys)
+        pad = max(1.0, 0.05 * (hi - lo))
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "k--", lw=0.8, label="reproduced = paper")
+        ax.scatter(xs, ys, s=18)
+        for c in pts:
+            ax.annotate(f"{c.row}/{c.column}", (c.paper, c.reproduced), fontsize=6, alpha=0.7)
+        ax.legend(loc="upper left", fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no reproduced cells yet", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("paper")
+    ax.set_ylabel(f"reproduced ({scale} scale)")
+    ax.set_title(f"{spec.key}: paper vs reproduced ({len(pts)} cells)", fontsize=9)
+    fig.tight_layout()
+    with io.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def render(spec_path, scale, results, md=None, csv=None, png=None, root: Path = ROOT, date: str | None = None):
+    spec = load_spec(spec_path)
+    cells, provenance = render_cells(spec, scale, results, root)
+    date = date or datetime.date.today().isoformat()
+    not_run: dict[str, int] = {}
+    for run in cell_runs(spec, scale, results, root):
+        if not run.runnable:
+            not_run[run.reason] = not_run.get(run.reason, 0) + 1
+        elif run.path and not (root / run.path).exists():
+            not_run["metrics file absent"] = not_run.get("metrics file absent", 0) + 1
+    if md:
+        io.write_text(md, markdown(spec, cells, provenance, scale, date, not_run))
+    if csv:
+        io.write_csv(csv, long_frame(spec, cells, scale))
+    if png:
+        plot(spec, cells, scale, png)
+    return cells
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--spec", required=True, help="tables/specs/<paper>_<table>.yaml")
+    ap.add_argument("--scale", required=True, help="scale profile the results come from (smoke, full, ...)")
+    ap.add_argument("--results", help="results folder of that scale (default results/<scale>)")
+    ap.add_argument("--md", help="Markdown output")
+    ap.add_argument("--csv", help="long-form CSV output")
+    ap.add_argument("--plot", help="PNG output: paper vs reproduced")
+    args = ap.parse_args(argv)
+    if not Path(args.spec).exists():
+        ap.error(f"--spec: no such file {args.spec}")
+    try:
+        render(args.spec, args.scale, args.results or f"results/{args.scale}", args.md, args.csv, args.plot,
+               root=Path.cwd())
+    except SuiteError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""The renderer shows a reproduced number only when a metrics file of a runnable cell holds it."""
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+import tables.runs as runs
+from tables.render import CSV_COLUMNS, main, render
+
+SPEC = {
+    "paper": "maclr", "table": "table99", "title": "Tiny", "source": "x.txt", "tolerance": 1.0,
+    "parts": [{
+        "id": "a", "caption": "(a) tiny", "label_columns": ["method"],
+        "value_columns": [{"name": "UCF", "metric": "top1", "eval": "ucf101_split1"},
+                          {"name": "HMDB", "metric": "top1", "eval": "hmdb51_split1"}],
+        "rows": [
+            {"id": "ours", "labels": {"method": "Ours"}, "cells": {"UCF": 78.1, "HMDB": 47.2},
+             "reproduce": {"method": "maclr", "variant": "maclr", "pretrain": "k400_mini",
+                           "backbone": "r3d50_slowonly", "input": "8x8x224^2", "protocol": "linear"}},
+            {"id": "base", "labels": {"method": "Base"},
+             "cells": {"UCF": 63.6, "HMDB": {"value": None, "legibility": "illegible", "printed": "11 2"}},
+             "reproduce": {"method": "maclr", "variant": "v_only", "pretrain": "k400_mini",
+                           "backbone": "r3d50_slowonly", "input": "8x8x224^2", "protocol": "linear"}},
+            {"id": "unimplemented", "labels": {"method": "Later"}, "cells": {"UCF": 70.0, "HMDB": 40.0},
+             "reproduce": {"method": "maclr", "variant": "no_lm", "pretrain": "k400_mini",
+                           "backbone": "r3d50_slowonly", "input": "8x8x224^2", "protocol": "linear"}},
+            {"id": "delta", "labels": {"method": "Δ"}, "cells": {"UCF": 14.5, "HMDB": "-"}, "derived": "ours - base"},
+            {"id": "coclr", "labels": {"method": "CoCLR [35]"}, "cells": {"UCF": 74.5, "HMDB": 46.1},
+             "quoted": "[35] Han et al. NeurIPS 2020"},
+        ],
+    }],
+}
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    spec_path = tmp_path / "maclr_table99.yaml"
+    spec_path.write_text(yaml.safe_dump(SPEC, allow_unicode=True))
+    monkeypatch.setattr(runs, "method_variants", lambda m: ["maclr", "v_only"] if m == "maclr" else [])
+    monkeypatch.setattr(runs, "dataset_ids", lambda: {"k400_mini", "ucf101_split1", "hmdb51_split1"})
+    monkeypatch.setattr(runs, "implemented_protocols", lambda: {"linear"})
+    results = tmp_path / "results" / "smoke"
+
+    def write_metrics(variant, evaldata, top1, **extra):
+        path = results / "eval" / "maclr" / variant / "k400_mini" / "linear" / f"{evaldata}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"top1": top1, **extra}))
+
+    return spec_path, results, write_metrics
+
+
+def _cells(spec_path, scale, results, tmp_path):
+    cells = render(spec_path, scale, str(results), md=tmp_path / "t.md", csv=tmp_path / "t.csv",
+                   png=tmp_path / "t.png", root=tmp_path)
+    return {(c.row, c.column): c for c in cells}
+
+
+def test_no_metrics_means_not_run(setup, tmp_path):
+    spec_path, results, _ = setup
+    cells = _cells(spec_path, "smoke", results, tmp_path)
+    assert all(c.reproduced is None for c in cells.values())
+    assert cells[("ours", "UCF")].status == "not run"
+    assert cells[("coclr", "UCF")].status == "quoted"
+    assert cells[("delta", "UCF")].status == "not run"
+    md = (tmp_path / "t.md").read_text()
+    assert "78.1 / – (not run)" in md and "74.5 (quoted)" in md and "illegible / – (not run)" in md
+    assert (tmp_path / "t.png").stat().st_size > 0
+
+
+def test_reproduced_numbers_come_from_metrics_files(setup, tmp_path):
+    spec_path, results, write = setup
+    write("maclr", "ucf101_split1", 61.2, flow_estimator="raft_things")
+    write("v_only", "ucf101_split1", 50.0)
+    # a metrics file of a variant the method does not list is never shown
+    write("no_lm", "ucf101_split1", 99.9)
+    cells = _cells(spec_path, "smoke", results, tmp_path)
+    assert cells[("ours", "UCF")].reproduced == pytest.approx(61.2)
+    assert cells[("ours", "UCF")].status == "smoke"
+    assert cells[("ours", "HMDB")].status == "not run"          # file absent
+    assert cells[("unimplemented", "UCF")].reproduced is None   # variant not implemented
+    assert cells[("delta", "UCF")].reproduced == pytest.approx(11.2)
+    assert cells[("coclr", "UCF")].reproduced is None
+    md = (tmp_path / "t.md").read_text()
+    assert "78.1 / 61.2 (Δ -16.9, smoke)" in md
+    assert "raft_things" in md and "99.9" not in md
+    frame = pd.read_csv(tmp_path / "t.csv")
+    assert list(frame.columns) == CSV_COLUMNS
+    assert len(frame) == 10
+    shown = frame.dropna(subset=["reproduced"])
+    assert sorted(shown["reproduced"].round(1)) == [11.2, 50.0, 61.2]
+
+
+def test_full_scale_compares_with_tolerance(setup, tmp_path):
+    spec_path, _, write = setup
+    results = tmp_path / "results" / "full"
+    for variant, evaldata, top1 in [("maclr", "ucf101_split1", 77.5), ("maclr", "hmdb51_split1", 40.0),
+                                    ("v_only", "hmdb51_split1", 30.0)]:
+        path = results / "eval" / "maclr" / variant / "k400_mini" / "linear" / f"{evaldata}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"top1": top1}))
+    cells = _cells(spec_path, "full", results, tmp_path)
+    assert cells[("ours", "UCF")].status == "match"
+    assert cells[("ours", "HMDB")].status == "differs"
+    assert cells[("base", "HMDB")].status == "no paper value"
+
+
+def test_missing_metric_key_is_named(setup, tmp_path, capsys):
+    spec_path, results, write = setup
+    path = results / "eval" / "maclr" / "maclr" / "k400_mini" / "linear" / "ucf101_split1.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"top5": 90.0}))
+    rc = main(["--spec", str(spec_path), "--scale", "smoke", "--results", str(results),
+               "--md", str(tmp_path / "t.md")])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "ucf101_split1.json" in err and "top1" in err
+
+
+def test_missing_spec_is_a_usage_error(tmp_path):
+    with pytest.raises(SystemExit):
+        main(["--spec", str(tmp_path / "nope.yaml"), "--scale", "smoke"])
