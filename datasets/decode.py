@@ -1,0 +1,263 @@
+"""CPU clip loading with PyAV, with the same semantics as the DALI path (`datasets.dali_decode`).
+
+A clip is produced from a `datasets.sampling.ClipPlan` in four steps, identical in both paths:
+decode the planned frame indices (0-based, presentation order, repeats allowed) as RGB; resize
+each frame so its shorter side is `spec.short_side` (`datasets.sampling.resized_hw`) with
+bilinear interpolation, half-pixel centres and no antialiasing (torch
+`interpolate(mode="bilinear", align_corners=False, antialias=False)`, which is what DALI's
+`fn.resize(interp_type=INTERP_LINEAR, antialias=False)` computes), rounded to the nearest uint8;
+crop `crop_size` x `crop_size` at `plan.crop` = (top, left); flip horizontally if `plan.flip`.
+
+Every failure (missing, empty, undecodable, truncated file, too few frames) raises
+`core.errors.VideoDecodeError` naming the file.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.errors import VideoDecodeError
+from datasets.sampling import ClipPlan, ClipSpec, resized_hw
+
+# Upper bound on the decoded frames `decode_all` keeps in memory (all videos together).
+DEFAULT_CACHE_BYTES = 256 * 2**20
+
+
+def _check_file(path: Path) -> None:
+    if not path.is_file():
+        raise VideoDecodeError(f"{path}: video file not found")
+    if path.stat().st_size == 0:
+        raise VideoDecodeError(f"{path}: video file is empty (0 bytes)")
+
+
+def _open(path: Path):
+    _check_file(path)
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError) as e:
+        raise VideoDecodeError(f"{path}: cannot open video: {e}") from e
+    if not container.streams.video:
+        container.close()
+        raise VideoDecodeError(f"{path}: no video stream")
+    return container
+
+
+def _iter_frames(path: Path, container):
+    """Decoded frames of the first video stream, in presentation order; errors name the file."""
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    try:
+        yield from container.decode(stream)
+    except (av.FFmpegError, OSError) as e:
+        raise VideoDecodeError(f"{path}: decoding failed: {e}") from e
+
+
+def count_frames(path: str | os.PathLike) -> int:
+    """Number of frames that actually decode (slow: decodes the whole video)."""
+    path = Path(path)
+    with _open(path) as container:
+        return sum(1 for _ in _iter_frames(path, container))
+
+
+def video_info(path: str | os.PathLike, exact: bool = False) -> dict:
+    """num_frames, fps, width, height, duration (s) and codec name of a video.
+
+    `num_frames` is the container's count when it has one; otherwise (WebM, some MKV/MP4), or
+    always when `exact=True`, the frames are decoded and counted. Use `exact=True` where the
+    header may lie (truncated AVI files keep the count of the original).
+    """
+    path = Path(path)
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else 0.0
+        num_frames = int(stream.frames or 0)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        codec = stream.codec_context.name
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        else:
+            duration = None
+    if exact or num_frames <= 0:
+        num_frames = count_frames(path)
+    if num_frames <= 0:
+        raise VideoDecodeError(f"{path}: no decodable frame")
+    if duration is None or duration <= 0:
+        duration = num_frames / fps if fps else 0.0
+    return {
+        "num_frames": num_frames,
+        "fps": fps,
+        "width": int(width),
+        "height": int(height),
+        "duration": float(duration),
+        "codec": codec,
+    }
+
+
+def decode_frames(
+    path: str | os.PathLike, indices, use_cache: bool = False
+) -> np.ndarray:
+    """RGB frames at `indices` (any order, repeats allowed) as uint8 (T, H, W, 3).
+
+    The video is decoded once, sequentially, up to the largest index. Raises VideoDecodeError
+    naming the file when it is missing, empty, undecodable, or ends (e.g. truncated) before the
+    largest requested index. With `use_cache`, the whole video is decoded and kept in a bounded
+    LRU cache (`decode_all`), which pays off when many clips come from the same small video.
+    """
+    path = Path(path)
+    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if idx.size == 0:
+        raise ValueError(f"{path}: no frame index requested")
+    if idx.min() < 0:
+        raise ValueError(f"{path}: negative frame index {int(idx.min())}")
+    last = int(idx.max())
+    if use_cache:
+        frames = decode_all(path)
+        if last >= len(frames):
+            raise VideoDecodeError(
+                f"{path}: frame {last} requested but the video decodes to {len(frames)} frames"
+            )
+        return frames[idx]
+    wanted = set(idx.tolist())
+    kept: dict[int, np.ndarray] = {}
+    n = 0
+    with _open(path) as container:
+        for i, frame in enumerate(_iter_frames(path, container)):
+            n = i + 1
+            if i in wanted:
+                kept[i] = frame.to_ndarray(format="rgb24")
+            if i >= last:
+                break
+    if last >= n:
+        raise VideoDecodeError(
+            f"{path}: frame {last} requested but the video decodes to only {n} frames "
+            f"(truncated or too short)"
+        )
+    return np.stack([kept[i] for i in idx.tolist()])
+
+
+class _FrameCache:
+    """LRU cache of whole decoded videos, bounded by total bytes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        return None
+
+    def put(self, key, value: np.ndarray) -> None:
+        if value.nbytes > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = value
+            self._bytes += value.nbytes
+            while self._bytes > self.max_bytes:
+                _, old = self._items.popitem(last=False)
+                self._bytes -= old.nbytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+
+_CACHE = _FrameCache(DEFAULT_CACHE_BYTES)
+
+
+def set_cache_limit(max_bytes: int) -> None:
+    """Bound the memory of `decode_all`'s cache (0 disables caching) and empty it."""
+    _CACHE.max_bytes = int(max_bytes)
+    _CACHE.clear()
+
+
+def decode_all(path: str | os.PathLike) -> np.ndarray:
+    """Every frame of a video as uint8 (N, H, W, 3), cached by (path, size, mtime).
+
+    The cache holds at most `DEFAULT_CACHE_BYTES` (see `set_cache_limit`); a video larger than
+    that is decoded but not cached. The returned array is read-only (it is shared).
+    """
+    path = Path(path)
+    _check_file(path)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    frames = _CACHE.get(key)
+    if frames is not None:
+        return frames
+    with _open(path) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in _iter_frames(path, container)]
+    if not decoded:
+        raise VideoDecodeError(f"{path}: no decodable frame")
+    frames = np.stack(decoded)
+    frames.setflags(write=False)
+    _CACHE.put(key, frames)
+    return frames
+
+
+def resize_short_side(frames: torch.Tensor, short_side: int) -> torch.Tensor:
+    """Resize uint8 (T, 3, H, W) frames so the shorter side is `short_side`.
+
+    Bilinear, align_corners=False (half-pixel centres), antialias=False, rounded to nearest:
+    the arithmetic of DALI's `fn.resize(interp_type=INTERP_LINEAR, antialias=False)`.
+    """
+    h, w = frames.shape[-2:]
+    size = resized_hw(h, w, short_side)
+    if size == (h, w):
+        return frames
+    out = F.interpolate(
+        frames.float(), size=size, mode="bilinear", align_corners=False, antialias=False
+    )
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def frames_to_clip(frames: np.ndarray, plan: ClipPlan, spec: ClipSpec) -> torch.Tensor:
+    """uint8 (T, H, W, 3) decoded frames -> uint8 (3, T, crop, crop): resize, crop, flip."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # T, 3, H, W
+    x = resize_short_side(x, spec.short_side)
+    top, left = plan.crop
+    c = spec.crop_size
+    if top < 0 or left < 0 or top + c > x.shape[-2] or left + c > x.shape[-1]:
+        raise ValueError(
+            f"crop {c} at (top={top}, left={left}) outside the resized frame {tuple(x.shape[-2:])}"
+        )
+    x = x[..., top : top + c, left : left + c]
+    if plan.flip:
+        x = x.flip(-1)
+    return x.permute(1, 0, 2, 3).contiguous()
+
+
+def load_clip(
+    path: str | os.PathLike, plan: ClipPlan, spec: ClipSpec, use_cache: bool = False
+) -> torch.Tensor:
+    """Decode and transform one planned clip: uint8 tensor (3, T, crop, crop)."""
+    frames = decode_frames(path, plan.indices, use_cache=use_cache)
+    return frames_to_clip(frames, plan, spec)
+
+
+def fps_fraction(path: str | os.PathLike) -> Fraction:
+    """Exact average frame rate of the first video stream (e.g. 30000/1001)."""
+    path = Path(path)
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    if not rate:
+        raise VideoDecodeError(f"{path}: no frame rate in the container")
+    return Fraction(rate)
