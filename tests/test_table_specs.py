@@ -1,0 +1,114 @@
+"""Every table spec and claims file validates, and its paper numbers are what the paper prints."""
+import re
+from pathlib import Path
+
+import pytest
+
+from tables.schema import load_all_specs, load_claims, load_spec, resolve_ref, safe_eval
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted((ROOT / "tables" / "specs").glob("*.yaml"))
+CLAIMS = sorted((ROOT / "tables" / "claims").glob("*.yaml"))
+PAPERS = ROOT.parent / "shared" / "papers"
+
+
+def _ids(paths):
+    return [p.name for p in paths]
+
+
+def _paper_text(source: str) -> str:
+    path = PAPERS / source
+    if not PAPERS.is_dir():
+        pytest.skip(f"paper extractions not present at {PAPERS}")
+    assert path.exists(), f"spec names source {source!r}, absent from {PAPERS}"
+    return path.read_text()
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _printed_forms(value: float) -> list[str]:
+    forms = [f"{value:.1f}", f"{value:.2f}"]
+    if float(value).is_integer():
+        forms.append(str(int(value)))
+    return forms
+
+
+def _occurs(number: str, text: str) -> bool:
+    return re.search(rf"(?<![\d.]){re.escape(number)}(?!\d)", text) is not None
+
+
+@pytest.mark.parametrize("path", SPECS, ids=_ids(SPECS))
+def test_spec_validates(path):
+    spec = load_spec(path)
+    assert spec.parts and all(part.rows for part in spec.parts)
+
+
+@pytest.mark.parametrize("path", SPECS, ids=_ids(SPECS))
+def test_clear_numbers_are_printed_in_the_paper(path):
+    spec = load_spec(path)
+    text = _paper_text(spec.source)
+    missing = []
+    for part, row, col, cell in spec.cells():
+        if cell.legibility != "clear":
+            continue
+        forms = [cell.printed] if cell.printed else _printed_forms(cell.value)
+        if not any(_occurs(f, text) for f in forms):
+            missing.append(f"{part.id}/{row.id}/{col.name}={forms[0]}")
+    assert not missing, f"{path.name}: clear numbers not printed in {spec.source}: {missing}"
+
+
+@pytest.mark.parametrize("path", SPECS, ids=_ids(SPECS))
+def test_reconstructions_come_from_the_papers_prose(path):
+    spec = load_spec(path)
+    text = _squash(_paper_text(spec.source))
+    for part, row, col, cell in spec.cells():
+        if cell.legibility != "reconstructed":
+            continue
+        where = f"{path.name}: {part.id}/{row.id}/{col.name}"
+        assert _squash(cell.quote) in text, f"{where}: quote not found in {spec.source}"
+        assert safe_eval(cell.derivation, {}, where) == pytest.approx(cell.value, abs=1e-6)
+        for number in re.findall(r"\d+(?:\.\d+)?", cell.derivation):
+            assert _occurs(number, text), f"{where}: derivation uses {number}, not printed in {spec.source}"
+
+
+@pytest.mark.parametrize("path", CLAIMS, ids=_ids(CLAIMS))
+def test_claims_validate_and_resolve(path):
+    specs = load_all_specs(ROOT / "tables" / "specs")
+    for claim in load_claims(path):
+        for ref in claim.cells:
+            resolve_ref(specs, ref, f"{path.name}: claim {claim.id}")
+
+
+@pytest.mark.parametrize("path", CLAIMS, ids=_ids(CLAIMS))
+def test_claim_quotes_are_in_the_paper(path):
+    specs = load_all_specs(ROOT / "tables" / "specs")
+    sources = {s.source for s in specs.values() if s.paper == path.stem}
+    assert sources, f"{path.name}: no spec of paper {path.stem}"
+    text = " ".join(_squash(_paper_text(src)) for src in sources)
+    missing = [c.id for c in load_claims(path) if _squash(c.quote) not in text]
+    assert not missing, f"{path.name}: quotes not found verbatim in the paper: {missing}"
+
+
+def test_bad_spec_errors_name_file_row_and_column(tmp_path):
+    bad = tmp_path / "maclr_table1.yaml"
+    bad.write_text(
+        "paper: maclr\ntable: table1\ntitle: t\nsource: s\ntolerance: 1\nparts:\n"
+        "  - id: a\n    label_columns: [m]\n    value_columns: [{name: UCF, metric: top1, eval: u}]\n"
+        "    rows:\n      - {id: r1, labels: {m: x}, cells: {UCF: {value: 1.0, legibility: fuzzy}}, quoted: q}\n")
+    with pytest.raises(Exception) as err:
+        load_spec(bad)
+    message = str(err.value)
+    assert "maclr_table1.yaml" in message and "'r1'" in message and "'UCF'" in message and "fuzzy" in message
+
+
+def test_reconstruction_must_match_its_derivation(tmp_path):
+    bad = tmp_path / "maclr_table1.yaml"
+    bad.write_text(
+        "paper: maclr\ntable: table1\ntitle: t\nsource: s\ntolerance: 1\nparts:\n"
+        "  - id: a\n    label_columns: [m]\n    value_columns: [{name: UCF, metric: top1, eval: u}]\n"
+        "    rows:\n      - {id: r1, labels: {m: x}, quoted: q, cells: {UCF: {value: 74.0, legibility: reconstructed,"
+        " quote: q, derivation: '78.1 - 3.5'}}}\n")
+    with pytest.raises(Exception, match="derivation"):
+        load_spec(bad)
