@@ -19,7 +19,7 @@ PAPERS = ("maclr", "hcml", "mcl", "ctrlaug", "cmd")
 LEGIBILITY = ("clear", "reconstructed", "illegible", "not_reported")
 CLAIM_KINDS = ("difference", "ratio", "range", "value", "max", "argmax", "order")
 REPRODUCE_KEYS = ("method", "variant", "pretrain", "backbone", "input", "protocol")
-SETTING_KEYS = ("pretrain", "backbone", "input", "protocol")
+SETTING_KEYS = ("pretrain", "backbone", "input", "protocol", "eval")
 ID_RE = re.compile(r"^[a-z0-9_]+$")
 NOT_REPORTED = ("-", "–", "—")
 
@@ -278,7 +278,7 @@ def _parse_row(raw, columns: list[Column], label_columns: list[str], where: str)
         if not isinstance(setting, dict):
             raise SpecError(f"{where}: setting must be a mapping")
         _check_keys(setting, set(SETTING_KEYS), f"{where}, setting")
-        row.setting = {k: str(v) for k, v in setting.items()}
+        row.setting = {k: v if isinstance(v, dict) else str(v) for k, v in setting.items()}
         if raw.get("work") is not None and not ID_RE.match(str(raw["work"])):
             raise SpecError(f"{where}: work {raw['work']!r} must match [a-z0-9_]+")
     else:
