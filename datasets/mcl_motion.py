@@ -297,15 +297,15 @@ def extract_video(path: str | os.PathLike, out: str | os.PathLike, short_side: i
             "seconds": time.perf_counter() - started}
 
 
-def run_extraction(kind: str, manifest: str | os.PathLike, root: str | os.PathLike,
-                   out_dir: str | os.PathLike, extract, limit: int = 0, strict: bool = False) -> int:
-    """Cache one motion input per manifest video: `<out_dir>/<video_id>.npz` and `_summary.json`.
+def run_extraction(kind: str, manifest: str | os.PathLike, root: str | os.PathLike, out_dir: str | os.PathLike,
+                   summary: str | os.PathLike, extract, limit: int = 0, strict: bool = False) -> int:
+    """Cache one motion input per manifest video as `<out_dir>/<video_id>.npz`; write `summary` JSON.
 
     Shared by the motion extractors (this module, datasets.compressed). `extract(src, dst)`
     writes one cache file atomically and returns its stats ({"frames": ..., "seconds": ...}).
     Resumable: a video whose cache file exists is skipped, so a crash loses at most the video in
     progress. A video that fails (VideoDecodeError, ValueError) is not cached; it is named on
-    stderr and in `_quarantine.csv` (video_id,path,reason) and `_summary.json`; with `strict` the
+    stderr, in the summary and in `<summary>.quarantine.csv` (video_id,path,reason); with `strict` the
     run then exits with status 1. OpenCV runs single-threaded so that the throughput in the
     summary is per CPU core.
     """
@@ -340,8 +340,9 @@ def run_extraction(kind: str, manifest: str | os.PathLike, root: str | os.PathLi
         done += 1
         frames += stats["frames"]
         seconds += stats["seconds"]
-    write_csv(out_dir / "_quarantine.csv", pd.DataFrame(failed, columns=["video_id", "path", "reason"]))
-    write_json(out_dir / "_summary.json", {
+    summary = Path(summary)
+    write_csv(summary.with_suffix(".quarantine.csv"), pd.DataFrame(failed, columns=["video_id", "path", "reason"]))
+    write_json(summary, {
         "kind": kind,
         "manifest": str(manifest),
         "videos": int(len(rows)),
@@ -360,13 +361,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manifest", required=True, help="manifest CSV (results/<scale>/manifests/<dataset>.csv)")
     parser.add_argument("--root", required=True, help="dataset root the manifest's paths are relative to")
     parser.add_argument("--out-dir", required=True, help="cache folder, one <video_id>.npz per video")
+    parser.add_argument("--summary", required=True, help="summary JSON (counts, failures, frames/s per core)")
     parser.add_argument("--short-side", type=int, default=0, help="resize frames to this short side first (0: keep)")
     parser.add_argument("--no-flow", action="store_true", help="do not store the quantised flow")
     parser.add_argument("--limit", type=int, default=0, help="only the first N videos (0: all)")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 if any video fails")
     args = parser.parse_args(argv)
     return run_extraction(
-        "tvl1", args.manifest, args.root, args.out_dir,
+        "tvl1", args.manifest, args.root, args.out_dir, args.summary,
         lambda src, dst: extract_video(src, dst, args.short_side or None, not args.no_flow),
         limit=args.limit, strict=args.strict,
     )

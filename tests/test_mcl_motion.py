@@ -145,14 +145,14 @@ def test_extract_cache_resume_and_quarantine(tmp_path):
     pd.DataFrame({"video_id": ["ok", "empty", "gone"], "path": ["ok.avi", "empty.avi", "gone.avi"]}).to_csv(
         tmp_path / "m.csv", index=False)
     out = tmp_path / "cache"
-    args = ["--manifest", str(tmp_path / "m.csv"), "--root", str(tmp_path), "--out-dir", str(out)]
+    args = ["--manifest", str(tmp_path / "m.csv"), "--root", str(tmp_path), "--out-dir", str(out), "--summary", str(out / "_summary.json")]
     assert mm.main(args) == 0
     with np.load(out / "ok.npz") as z:
         assert z["motion"].shape == (5, 32, 48) and z["motion"].dtype == np.float16
         assert z["t_motion"].shape == (5,) and z["flow"].dtype == np.uint8
     summary = json.loads((out / "_summary.json").read_text())
     assert summary["extracted"] == 1 and {f["video_id"] for f in summary["failed"]} == {"empty", "gone"}
-    quarantine = pd.read_csv(out / "_quarantine.csv")
+    quarantine = pd.read_csv(out / "_summary.quarantine.csv")
     assert set(quarantine.video_id) == {"empty", "gone"}
     mtime = (out / "ok.npz").stat().st_mtime_ns
     assert mm.main(args + ["--strict"]) == 1  # failures are errors under --strict
