@@ -179,14 +179,14 @@ def safe_eval(expression: str, names: dict[str, Any], where: str):
     """Evaluate arithmetic `expression` with only `names` and a few pure builtins in scope."""
     funcs = {
         "abs": abs, "min": min, "max": max, "round": round, "all": all, "any": any,
-        "sum": sum, "len": len,
+        "sum": sum, "len": len, "range": range,
         "argmax": lambda xs: max(range(len(xs)), key=lambda i: xs[i]),
         "argmin": lambda xs: min(range(len(xs)), key=lambda i: xs[i]),
     }
     if "__" in expression:
         raise SpecError(f"{where}: expression {expression!r} may not contain '__'")
     try:
-        return eval(compile(expression, "<expression>", "eval"), {"__builtins__": {}}, {**funcs, **names})
+        return eval(compile(expression, "<expression>", "eval"), {"__builtins__": {}, **funcs, **names})
     except SpecError:
         raise
     except Exception as err:  # a bad expression is a spec error, named

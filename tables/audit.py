@@ -1,0 +1,257 @@
+"""Audit the papers' numbers: prose claims against table cells, Δ rows against their tables, and
+results quoted by two papers against each other.
+
+    python -m tables.audit --specs tables/specs --claims tables/claims --md tables/audit.md --csv tables/audit.csv
+
+It reads every spec and claims file present and reports; it never changes a paper number.
+Verdicts: `consistent`, `inconsistent`, `ambiguous` (a cell is illegible or not reported, or the
+sentence has readings with different verdicts), `used for reconstruction` (the claim's quote is the
+one a cell was reconstructed from: circular, not evidence).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import itertools
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from core import io
+from core.errors import SuiteError
+from tables.schema import Claim, Spec, SpecError, load_all_specs, load_claims, resolve_ref, safe_eval
+
+CONSISTENT, INCONSISTENT, AMBIGUOUS, CIRCULAR = "consistent", "inconsistent", "ambiguous", "used for reconstruction"
+# A Δ row printed with one decimal agrees with its operands when within rounding.
+ROUNDING_TOLERANCE = 0.051
+CSV_COLUMNS = ["paper", "check", "id", "location", "quote", "cells", "computed", "stated", "verdict", "arithmetic"]
+
+
+@dataclass
+class Finding:
+    paper: str
+    check: str          # claim | internal | cross_paper
+    id: str
+    location: str
+    quote: str
+    cells: str
+    computed: str
+    stated: str
+    verdict: str
+    arithmetic: str
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", " ", str(text or "")).strip()
+
+
+def _fmt(x) -> str:
+    if isinstance(x, bool) or x is None:
+        return str(x)
+    if isinstance(x, float):
+        return f"{x:.4g}" if abs(x) < 1000 else f"{x:.1f}"
+    return str(x)
+
+
+def _substitute(expression: str, values: list) -> str:
+    return re.sub(r"c\[(\d+)\]", lambda m: _fmt(values[int(m.group(1))]), expression)
+
+
+def _verdict(computed, stated, tolerance: float) -> str:
+    if isinstance(stated, bool) or isinstance(computed, bool):
+        return CONSISTENT if bool(computed) == bool(stated) else INCONSISTENT
+    if isinstance(stated, (int, float)) and isinstance(computed, (int, float)):
+        return CONSISTENT if abs(computed - stated) <= tolerance + 1e-9 else INCONSISTENT
+    if isinstance(stated, list) and isinstance(computed, (list, tuple)):
+        ok = len(stated) == len(computed) and all(abs(a - b) <= tolerance + 1e-9 for a, b in zip(computed, stated))
+        return CONSISTENT if ok else INCONSISTENT
+    return CONSISTENT if computed == stated else INCONSISTENT
+
+
+def check_claim(claim: Claim, specs: dict[str, Spec]) -> Finding:
+    where = f"claims/{claim.paper}.yaml: claim '{claim.id}'"
+    cells = [resolve_ref(specs, ref, where)[4] for ref in claim.cells]
+    base = dict(paper=claim.paper, check="claim", id=claim.id, location=claim.location, quote=claim.quote,
+                cells="; ".join(claim.cells), stated=_fmt(claim.stated))
+    for ref, cell in zip(claim.cells, cells):
+        if cell.legibility == "reconstructed" and cell.quote and (
+                _squash(claim.quote) in _squash(cell.quote) or _squash(cell.quote) in _squash(claim.quote)):
+            return Finding(**base, computed="", verdict=CIRCULAR,
+                           arithmetic=f"{ref} = {cell.derivation} was reconstructed from this sentence")
+    missing = [f"{ref} is {cell.legibility.replace('_', ' ')}" for ref, cell in zip(claim.cells, cells)
+               if cell.value is None]
+    if missing:
+        return Finding(**base, computed="", verdict=AMBIGUOUS, arithmetic="; ".join(missing))
+    values = [cell.value for cell in cells]
+    readings = [claim.expression] + claim.alternatives
+    results = []
+    for expr in readings:
+        computed = safe_eval(expr, {"c": values}, where)
+        if isinstance(computed, float):
+            computed = round(computed, 6)
+        results.append((expr, computed, _verdict(computed, claim.stated, claim.tolerance)))
+    arithmetic = " | ".join(f"{_substitute(e, values)} = {_fmt(v)}" for e, v, _ in results)
+    verdicts = {v for _, _, v in results}
+    verdict = verdicts.pop() if len(verdicts) == 1 else AMBIGUOUS
+    if verdict == AMBIGUOUS:
+        arithmetic += " (readings disagree: " + ", ".join(f"{e}: {v}" for e, _, v in results) + ")"
+    tol = f" (tolerance {claim.tolerance:g})" if not isinstance(claim.stated, bool) else ""
+    return Finding(**base, computed=_fmt(results[0][1]), verdict=verdict, arithmetic=arithmetic + tol)
+
+
+def internal_checks(spec: Spec) -> list[Finding]:
+    """Each printed value of a derived (Δ) row against its expression on the other rows."""
+    out = []
+    for part in spec.parts:
+        for row in part.rows:
+            if row.derived is None:
+                continue
+            names = sorted(set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", row.derived)) - {"abs", "min", "max", "round"})
+            for col in part.value_columns:
+                cell = row.cells[col.name]
+                if cell.legibility == "not_reported":
+                    continue
+                ref = f"{spec.key}/{part.id}/{row.id}/{col.name}"
+                operands = {n: part.row(n).cells[col.name].value for n in names}
+                base = dict(paper=spec.paper, check="internal", id=ref, location=spec.title,
+                            quote=f"row {row.labels} = {row.derived}", cells=ref, stated=_fmt(cell.value))
+                if cell.value is None or any(v is None for v in operands.values()):
+                    out.append(Finding(**base, computed="", verdict=AMBIGUOUS,
+                                       arithmetic="a printed value or an operand is illegible or not reported"))
+                    continue
+                computed = safe_eval(row.derived, operands, ref)
+                expr = row.derived
+                for n, v in operands.items():
+                    expr = re.sub(rf"\b{n}\b", _fmt(v), expr)
+                verdict = CONSISTENT if abs(computed - cell.value) <= ROUNDING_TOLERANCE else INCONSISTENT
+                out.append(Finding(**base, computed=_fmt(round(computed, 4)), verdict=verdict,
+                                   arithmetic=f"{expr} = {_fmt(round(computed, 4))} vs printed {_fmt(cell.value)}"))
+    return out
+
+
+@dataclass
+class Quote:
+    paper: str
+    ref: str
+    work: str
+    eval: str | None
+    metric: str
+    setting: dict
+    value: float
+
+
+def _quotes(specs: dict[str, Spec]) -> list[Quote]:
+    """Every legible cell that reports a named work's result: quoted rows, and each paper's own method rows."""
+    out = []
+    for spec in specs.values():
+        for part, row, col, cell in spec.cells():
+            if cell.value is None:
+                continue
+            if row.quoted is not None:
+                setting = dict(row.setting)
+                ev = setting.pop("eval", None)
+                ev = ev.get(col.name) if isinstance(ev, dict) else ev
+                work = row.work
+            elif row.reproduce is not None and row.reproduce["method"] == spec.paper:
+                setting = {"pretrain": row.reproduce["pretrain"], "protocol": row.reproduce["protocol"]}
+                ev = (row.reproduce.get("eval") or {}).get(col.name)
+                work = spec.paper
+            else:
+                continue
+            if col.protocol:
+                setting["protocol"] = col.protocol
+            out.append(Quote(spec.paper, f"{spec.key}/{part.id}/{row.id}/{col.name}", work, ev or col.eval,
+                             col.metric, setting, cell.value))
+    return out
+
+
+def cross_paper_checks(specs: dict[str, Spec]) -> list[Finding]:
+    """The same work, dataset, metric and setting reported by two papers: do the numbers agree?"""
+    groups: dict[tuple, list[Quote]] = {}
+    for q in _quotes(specs):
+        groups.setdefault((q.work, q.eval, q.metric), []).append(q)
+    out = []
+    for (work, ev, metric), quotes in sorted(groups.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
+        for a, b in itertools.combinations(quotes, 2):
+            if a.paper == b.paper:
+                continue
+            shared = set(a.setting) & set(b.setting)
+            if any(a.setting[k] != b.setting[k] for k in shared):
+                continue
+            if a.paper == work or b.paper == work:
+                # a paper's own number against another paper's quote of it: only the same protocol counts
+                if "protocol" not in shared:
+                    continue
+            verdict = CONSISTENT if abs(a.value - b.value) <= 0.051 else INCONSISTENT
+            setting = ", ".join(f"{k}={a.setting[k]}" for k in sorted(shared))
+            out.append(Finding(paper=f"{a.paper}+{b.paper}", check="cross_paper", id=f"{work}/{ev}/{metric}",
+                               location=f"{a.ref} vs {b.ref}", quote=f"{work} on {ev} ({metric}; {setting or 'no shared setting keys'})",
+                               cells=f"{a.ref}; {b.ref}", computed=_fmt(a.value), stated=_fmt(b.value), verdict=verdict,
+                               arithmetic=f"{a.paper} prints {_fmt(a.value)}, {b.paper} prints {_fmt(b.value)}: "
+                                          f"difference {_fmt(round(a.value - b.value, 4))}"))
+    return out
+
+
+def audit(specs_dir, claims_dir) -> list[Finding]:
+    specs = load_all_specs(specs_dir)
+    findings = []
+    for path in sorted(Path(claims_dir).glob("*.yaml")):
+        findings += [check_claim(c, specs) for c in load_claims(path)]
+    for spec in specs.values():
+        findings += internal_checks(spec)
+    findings += cross_paper_checks(specs)
+    return findings
+
+
+def markdown(findings: list[Finding], date: str) -> str:
+    counts = pd.Series([f.verdict for f in findings]).value_counts().to_dict() if findings else {}
+    lines = ["# Audit of the papers' numbers", "", f"- generated: {date}",
+             "- verdicts: " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())),
+             "- checks: `claim` (a sentence of the paper against its tables), `internal` (a table's Δ row "
+             "against its other rows), `cross_paper` (one cited result as printed by two papers).",
+             "- paper numbers are as transcribed in tables/specs; this report never changes them.", ""]
+    order = {INCONSISTENT: 0, AMBIGUOUS: 1, CIRCULAR: 2, CONSISTENT: 3}
+    papers = sorted({f.paper for f in findings if "+" not in f.paper})
+    sections = [(p, [f for f in findings if f.paper == p]) for p in papers]
+    sections.append(("cross-paper", [f for f in findings if f.check == "cross_paper"]))
+    for title, items in sections:
+        if not items:
+            continue
+        lines += [f"## {title}", "", "| verdict | check | id | where | quote | computed | stated | arithmetic |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for f in sorted(items, key=lambda f: (order.get(f.verdict, 9), f.check, f.id)):
+            cells = [f.verdict, f.check, f.id, f.location, f.quote, f.computed, f.stated, f.arithmetic]
+            lines.append("| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--specs", default="tables/specs", help="folder of table specs")
+    ap.add_argument("--claims", default="tables/claims", help="folder of claims files")
+    ap.add_argument("--md", help="Markdown report")
+    ap.add_argument("--csv", help="CSV report, one row per check")
+    args = ap.parse_args(argv)
+    for name in ("specs", "claims"):
+        if not Path(getattr(args, name)).is_dir():
+            ap.error(f"--{name}: no such folder {getattr(args, name)}")
+    try:
+        findings = audit(args.specs, args.claims)
+    except (SpecError, SuiteError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if args.md:
+        io.write_text(args.md, markdown(findings, datetime.date.today().isoformat()))
+    if args.csv:
+        io.write_csv(args.csv, pd.DataFrame([f.__dict__ for f in findings], columns=CSV_COLUMNS))
+    if not args.md and not args.csv:
+        print(markdown(findings, datetime.date.today().isoformat()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
