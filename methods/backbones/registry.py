@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 from torch import nn
 
+from methods.backbones.hcml import hcml_net
+from methods.backbones.others import C3D, S3D
 from methods.backbones.resnet import ResNet
 
 
@@ -38,6 +41,68 @@ BACKBONES: dict[str, Entry] = {
     "r3d18": Entry(ResNet, dict(depth=18, block="basic", conv="3d", temporal_kernels=(3, 3, 3, 3),
                                 temporal_strides=(1, 2, 2, 2), stem_temporal_kernel=3, stem_pool=False),
                    "MaCLR Table 2; Tran et al. 2018 Table 1 (R3D-18), torchvision r3d_18"),
+    # Controllable Augmentations §4.1: "We resize the input frame sequence into 16x112x112, and use
+    # R3D-18 [25] as the video encoder" (Table 1 also R3D-34): the torchvision-style R3D.
+    "r3d34": Entry(ResNet, dict(depth=34, block="basic", conv="3d", temporal_kernels=(3, 3, 3, 3),
+                                temporal_strides=(1, 2, 2, 2), stem_temporal_kernel=3, stem_pool=False),
+                   "Controllable Augmentations §4.1 / Table 1 (R3D-34); Tran et al. 2018 Table 1"),
+    # Controllable Augmentations §4.1: local clips give a 2x4x4 feature map, "For global video feature
+    # resolution is 8x4x4": of the R3D-18's three temporal strides (16 -> 2) one is kept (16 -> 8).
+    # The paper does not say which two stages drop theirs; res4 and res5 run at stride 1 here.
+    "r3d18_global": Entry(ResNet, dict(depth=18, block="basic", conv="3d", temporal_kernels=(3, 3, 3, 3),
+                                       temporal_strides=(1, 2, 1, 1), stem_temporal_kernel=3, stem_pool=False),
+                          "Controllable Augmentations §4.1 (global view 8x4x4 features)"),
+    # CMD §4.1: "three video backbones: C3D [44], R(2+1)D-26 [45], and R3D-26 [20, 45]"; depth 26 =
+    # basic blocks (2, 3, 4, 3) of Tran et al. 2018 Table 1, R3D / R(2+1)D as torchvision's VideoResNet.
+    "r3d26": Entry(ResNet, dict(depth=26, block="basic", conv="3d", temporal_kernels=(3, 3, 3, 3),
+                                temporal_strides=(1, 2, 2, 2), stem_temporal_kernel=3, stem_pool=False),
+                   "CMD §4.1 (V-Network R3D-26); Tran et al. 2018 Table 1"),
+    "r2plus1d26": Entry(ResNet, dict(depth=26, block="basic", conv="2plus1d", temporal_kernels=(3, 3, 3, 3),
+                                     temporal_strides=(1, 2, 2, 2), stem_temporal_kernel=3, stem_pool=False,
+                                     stem_conv="2plus1d"),
+                        "CMD §4.1 (V-Network R(2+1)D-26); Tran et al. 2018 §3.5 / Table 1"),
+    # CMD §4.1: "For the I-Network and M-Network, we use shallow R2D-10 and R3D-10 backbones,
+    # respectively, where each of them comprises 4 layers of ResNet BasicBlocks".  The M-Network reads
+    # 2-channel motion vectors: build_backbone("r3d10", in_channels=2).  R3D-10 is also IIC's network
+    # (MCL Table 3, 14.4M).
+    "r3d10": Entry(ResNet, dict(depth=10, block="basic", conv="3d", temporal_kernels=(3, 3, 3, 3),
+                                temporal_strides=(1, 2, 2, 2), stem_temporal_kernel=3, stem_pool=False),
+                   "CMD §4.1 (M-Network R3D-10, 2-channel motion vectors); MCL Table 3 (IIC, R3D-10)"),
+    "r2d10": Entry(ResNet, dict(depth=10, block="basic"),
+                   "CMD §4.1 (I-Network R2D-10 on I-frames; T = 1)"),
+    # MCL Table 3: PRP's R(2+1)D with 14.4M parameters, the R(2+1)D-10 of VCOP (Xu et al. 2019).
+    "r2plus1d10": Entry(ResNet, dict(depth=10, block="basic", conv="2plus1d", temporal_kernels=(3, 3, 3, 3),
+                                     temporal_strides=(1, 2, 2, 2), stem_temporal_kernel=3, stem_pool=False,
+                                     stem_conv="2plus1d"),
+                        "MCL Table 3 (PRP, R(2+1)D, 14.4M); Tran et al. 2018"),
+    # MCL §4.1: "R(2+1)D based on ResNet-50 [27, 37]"; Table 3: 27.3M parameters.  The layout is not
+    # in the paper; MCL's released model/backbone.py (P3D-A ResNet-50): conv1 4x7x7 with temporal
+    # stride 4, every bottleneck's 1x3x3 conv followed by a 3x1x1 conv, no other temporal stride.
+    "r2plus1d50": Entry(ResNet, dict(depth=50, block="bottleneck", conv="p3da", temporal_kernels=(3, 3, 3, 3),
+                                     stem_temporal_kernel=4, stem_temporal_stride=4),
+                        "MCL §4.1, Table 3 (27.3M); MCL code model/backbone.py (P3D-A)"),
+    # MCL Table 3: CVRL's R3D-50 (31.7M, 45.8G): the slow-only R3D-50 with the 5x7x7 conv1 (as
+    # r3d50_slowonly) taking 16 frames with temporal stride 2 in conv1 (Qian et al. 2021, CVRL §4).
+    "r3d50_cvrl": Entry(ResNet, dict(depth=50, block="bottleneck", conv="3d", temporal_kernels=(1, 1, 3, 3),
+                                     temporal_conv="a", stem_temporal_kernel=5, stem_temporal_stride=2),
+                        "MCL Table 3 (CVRL R3D-50); CVRL (Qian et al. 2021)"),
+    # HCML suppl. Table 8: R2D-50 / R(2+1)D-101 with conv1 1x7x7, temporal striding from res3
+    # (T, T/2, T/4, T/4 after res2..res5); R(2+1)D-101 adds a 3x1x1 conv before the 1x3x3 conv of each
+    # bottleneck in res4 and res5 only ("top-heavy"), with the block's width (256 / 512) kept
+    # ("bottleneck layers with consistent number of channels").
+    "r2d50_hcml": Entry(ResNet, dict(depth=50, block="bottleneck", temporal_strides=(1, 2, 2, 1)),
+                        "HCML suppl. Table 8 (R2D-50)"),
+    "r2plus1d101_hcml": Entry(ResNet, dict(depth=101, block="bottleneck", conv="t_then_s",
+                                           temporal_kernels=(1, 1, 3, 3), temporal_strides=(1, 2, 2, 1)),
+                              "HCML suppl. Table 8 (R(2+1)D-101, temporal convs in res4/res5)"),
+    # HCML §3.2-3.3, suppl. C.2: the backbones with prime motion blocks after res2, res3, res4.
+    "r2d50_hcml_pmb": Entry(partial(hcml_net, "r2d50_hcml"), {}, "HCML §3.2-3.3, suppl. C.2, Table 8"),
+    "r2plus1d101_hcml_pmb": Entry(partial(hcml_net, "r2plus1d101_hcml"), {}, "HCML §3.2-3.3, suppl. C.2, Table 8"),
+    # MCL §4.1 / Table 1.
+    "s3d": Entry(S3D, {}, "MCL §4.1, Tables 1 and 3 (7.9M); Xie et al. 2018; torchvision s3d"),
+    "i2d": Entry(partial(S3D, temporal=False), {}, "MCL Table 1 (I2D: the 2D Inception counterpart of S3D)"),
+    # CMD §4.1.
+    "c3d": Entry(C3D, {}, "CMD §4.1 (V-Network C3D); Tran et al. 2015"),
 }
 
 

@@ -6,9 +6,12 @@ with 2D stages) is an instance of :class:`ResNet`, configured by
 - ``depth``: blocks per stage from :data:`STAGE_BLOCKS` (He et al. 2016; Tran et al. 2018 Table 1
   for depths 10/16/26), ``block``: ``"basic"`` (two 3x3 convs) or ``"bottleneck"`` (1x1, 3x3, 1x1);
 - ``conv``: how a block's spatial 3x3 conv with temporal extent ``kt`` is realised, ``"3d"``
-  (one kt x 3 x 3 conv) or ``"2plus1d"`` (1 x 3 x 3 conv to M_i channels, BN, ReLU, kt x 1 x 1 conv;
+  (one kt x 3 x 3 conv), ``"2plus1d"`` (1 x 3 x 3 conv to M_i channels, BN, ReLU, kt x 1 x 1 conv;
   M_i = floor(kt*9*N_in*N_out / (9*N_in + kt*N_out)), Tran et al. 2018 §3.5, as torchvision's
-  VideoResNet, whose second conv of a basic block reuses the first conv's M_i);
+  VideoResNet, whose second conv of a basic block reuses the first conv's M_i) or ``"p3da"``
+  (1 x 3 x 3 conv then kt x 1 x 1 conv at the output width, no BN/ReLU between: the P3D-A style
+  R(2+1)D of MCL's released code, model/backbone.py) or ``"t_then_s"`` (kt x 1 x 1 conv, BN, ReLU,
+  then 1 x 3 x 3 conv, both at the block's width: HCML suppl. Table 8's R(2+1)D-101 bottleneck);
 - ``temporal_kernels``: the temporal extent kt of each of the four stages res2..res5;
   ``temporal_conv``: in a bottleneck, whether kt sits on the first 1x1 conv (``"a"``, the
   slow-only / SlowFast slow pathway design) or on the 3x3 conv (``"b"``, R3D / R(2+1)D);
@@ -53,7 +56,7 @@ def _triple(v) -> tuple[int, int, int]:
 
 def conv_bn_relu(cin, cout, kernel, stride=1, relu=True) -> nn.Sequential:
     kernel, stride = _triple(kernel), _triple(stride)
-    layers = [nn.Conv3d(cin, cout, kernel, stride, padding=tuple(k // 2 for k in kernel), bias=False),
+    layers = [nn.Conv3d(cin, cout, kernel, stride, padding=tuple((k - 1) // 2 for k in kernel), bias=False),
               nn.BatchNorm3d(cout)]
     if relu:
         layers.append(nn.ReLU(inplace=True))
@@ -70,8 +73,14 @@ def spatiotemporal_conv(cin, cout, kt, stride=(1, 1, 1), conv="3d", mid=None, re
     st, ss = stride[0], stride[1]
     if conv == "3d" or kt == 1:
         return conv_bn_relu(cin, cout, (kt, 3, 3), (st, ss, ss), relu)
+    if conv == "p3da":
+        spatial = nn.Conv3d(cin, cout, (1, 3, 3), (1, ss, ss), (0, 1, 1), bias=False)
+        return nn.Sequential(spatial, conv_bn_relu(cout, cout, (kt, 1, 1), (st, 1, 1), relu))
+    if conv == "t_then_s":
+        return nn.Sequential(conv_bn_relu(cin, cin, (kt, 1, 1), (st, 1, 1)),
+                             conv_bn_relu(cin, cout, (1, 3, 3), (1, ss, ss), relu))
     if conv != "2plus1d":
-        raise ValueError(f"conv must be '3d' or '2plus1d', got {conv!r}")
+        raise ValueError(f"conv must be '3d', '2plus1d', 'p3da' or 't_then_s', got {conv!r}")
     mid = mid or midplanes(cin, cout, kt)
     return nn.Sequential(conv_bn_relu(cin, mid, (1, 3, 3), (1, ss, ss)),
                          conv_bn_relu(mid, cout, (kt, 1, 1), (st, 1, 1), relu))
@@ -141,6 +150,8 @@ class ResNet(nn.Module):
         w = width_multiplier
         stem_out = scaled(64, w)
         stem_stride = (stem_temporal_stride, 2, 2)
+        if stem_conv not in ("3d", "2plus1d"):
+            raise ValueError(f"stem_conv must be '3d' or '2plus1d', got {stem_conv!r}")
         if stem_conv == "2plus1d" and stem_temporal_kernel > 1:
             mid = scaled(45, w)  # torchvision R2Plus1dStem
             stem = [conv_bn_relu(in_channels, mid, (1, 7, 7), (1, 2, 2)),
@@ -150,6 +161,7 @@ class ResNet(nn.Module):
         if stem_pool:
             stem.append(nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)))
         self.stem = nn.Sequential(*stem)
+        self.stem_dim = stem_out
 
         stages, cin = [], stem_out
         for i, n in enumerate(STAGE_BLOCKS[depth]):
