@@ -1,7 +1,8 @@
 """CPU clip loading with PyAV, with the same semantics as the DALI path (`datasets.dali_decode`).
 
 A clip is produced from a `datasets.sampling.ClipPlan` in four steps, identical in both paths:
-decode the planned frame indices (0-based, presentation order, repeats allowed) as RGB; resize
+decode the planned frame indices (0-based, presentation order, repeats allowed) as RGB
+(`to_rgb`: the YUV -> RGB conversion of DALI's CPU decoder); resize
 each frame so its shorter side is `spec.short_side` (`datasets.sampling.resized_hw`) with
 bilinear interpolation, half-pixel centres and no antialiasing (torch
 `interpolate(mode="bilinear", align_corners=False, antialias=False)`, which is what DALI's
@@ -26,6 +27,13 @@ import torch.nn.functional as F
 
 from core.errors import VideoDecodeError
 from datasets.sampling import ClipPlan, ClipSpec, resized_hw
+
+# YUV -> RGB conversion flags for libswscale (values of swscale.h): bilinear chroma
+# upsampling over the full chroma resolution with accurate rounding. With them PyAV's RGB frames
+# equal those of DALI's CPU video decoder bit for bit (checked on VP9 in tests/test_dali.py);
+# PyAV's default (SWS_BILINEAR alone) differs by up to ~40 levels at sharp colour edges.
+SWS_BILINEAR, SWS_FULL_CHR_H_INT, SWS_ACCURATE_RND = 0x2, 0x2000, 0x40000
+RGB_CONVERSION_FLAGS = SWS_BILINEAR | SWS_FULL_CHR_H_INT | SWS_ACCURATE_RND
 
 # Upper bound on the decoded frames `decode_all` keeps in memory (all videos together).
 DEFAULT_CACHE_BYTES = 256 * 2**20
@@ -58,6 +66,11 @@ def _iter_frames(path: Path, container):
         yield from container.decode(stream)
     except (av.FFmpegError, OSError) as e:
         raise VideoDecodeError(f"{path}: decoding failed: {e}") from e
+
+
+def to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded frame as uint8 RGB (H, W, 3), converted as DALI's decoder does."""
+    return frame.to_ndarray(format="rgb24", interpolation=RGB_CONVERSION_FLAGS)
 
 
 def count_frames(path: str | os.PathLike) -> int:
@@ -135,7 +148,7 @@ def decode_frames(
         for i, frame in enumerate(_iter_frames(path, container)):
             n = i + 1
             if i in wanted:
-                kept[i] = frame.to_ndarray(format="rgb24")
+                kept[i] = to_rgb(frame)
             if i >= last:
                 break
     if last >= n:
@@ -203,7 +216,7 @@ def decode_all(path: str | os.PathLike) -> np.ndarray:
     if frames is not None:
         return frames
     with _open(path) as container:
-        decoded = [f.to_ndarray(format="rgb24") for f in _iter_frames(path, container)]
+        decoded = [to_rgb(f) for f in _iter_frames(path, container)]
     if not decoded:
         raise VideoDecodeError(f"{path}: no decodable frame")
     frames = np.stack(decoded)

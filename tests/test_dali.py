@@ -1,0 +1,117 @@
+"""The DALI pipeline against the CPU pipeline: same frames, same crops, same pixels.
+
+DALI's CPU video decoder reads VP8, VP9 and MJPEG only, so the comparison runs on a lossless VP9
+transcode. With `datasets.decode.RGB_CONVERSION_FLAGS`, both decoders give identical RGB frames;
+what remains is the bilinear resize, whose float arithmetic differs between DALI and torch, so a
+value that lands within float error of .5 may round the other way: at most 1 level, on a tiny
+fraction of the pixels.
+"""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("nvidia.dali")
+
+import datasets.sampling as S  # noqa: E402
+from core.errors import VideoDecodeError  # noqa: E402
+from datasets import decode as D  # noqa: E402
+from datasets.dali_decode import DaliClipLoader, dali_load_clips  # noqa: E402
+from datasets.transcode import frame_index_of, transcode, write_synthetic_video  # noqa: E402
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-videos"
+
+
+@pytest.fixture(scope="module")
+def vp9(tmp_path_factory):
+    d = tmp_path_factory.mktemp("dali")
+    src = d / "clip.avi"
+    write_synthetic_video(src, num_frames=30, width=64, height=48)
+    dst = d / "clip.webm"
+    transcode(src, dst, "vp9")
+    return dst
+
+
+def assert_near_identical(a: torch.Tensor, b: torch.Tensor) -> None:
+    assert a.shape == b.shape and a.dtype == b.dtype == torch.uint8
+    diff = (a.int() - b.int()).abs()
+    assert diff.max().item() <= 1
+    assert (diff > 0).float().mean().item() < 0.01
+
+
+def test_same_plans_same_pixels(vp9):
+    spec = S.ClipSpec(num_frames=6, stride=4, crop_size=32, short_side=40, temporal_views=2)
+    info = D.video_info(vp9)
+    hw = S.resized_hw(info["height"], info["width"], spec.short_side)
+    rng = np.random.default_rng(0)
+    plans = [S.plan_train_clip(info["num_frames"], hw, spec, rng) for _ in range(4)]
+    plans += S.plan_test_clips(info["num_frames"], hw, spec)  # 2 x 3 views
+    assert {p.flip for p in plans} == {True, False}
+    dali = dali_load_clips([vp9] * len(plans), plans, spec, device="cpu", batch_size=4)
+    assert len(dali) == len(plans)
+    for plan, clip in zip(plans, dali):
+        cpu = D.load_clip(vp9, plan, spec)
+        assert_near_identical(clip, cpu)
+
+
+def test_decoded_frames_identical_and_indexed(vp9):
+    # no resize (short side = frame height), full-height crop: raw decoder output, THWC
+    spec = S.ClipSpec(num_frames=5, stride=1, crop_size=48, short_side=48)
+    plan = S.ClipPlan(indices=(29, 3, 3, 0, 17), crop=(0, 8), flip=False)
+    (clip,) = dali_load_clips([vp9], [plan], spec, layout="THWC")
+    assert clip.shape == (5, 48, 48, 3)
+    assert [frame_index_of(f) for f in clip.numpy()] == list(plan.indices)
+    cpu = D.decode_frames(vp9, plan.indices)[:, :, 8:56]
+    np.testing.assert_array_equal(clip.numpy(), cpu)
+
+
+def test_loader_reused_across_batches(vp9):
+    spec = S.ClipSpec(num_frames=4, stride=2, crop_size=24, short_side=32)
+    loader = DaliClipLoader(spec, batch_size=2)
+    plans = [S.ClipPlan(tuple(range(s, s + 8, 2)), (4, 4), bool(s % 2)) for s in range(5)]
+    clips = loader.load([vp9] * 5, plans)  # batches of 2, 2, 1
+    assert [c.shape for c in clips] == [(3, 4, 24, 24)] * 5
+    for plan, clip in zip(plans, clips):
+        assert_near_identical(clip, D.load_clip(vp9, plan, spec))
+
+
+SPEC = S.ClipSpec(num_frames=2, stride=1, crop_size=32, short_side=48)
+
+
+def test_missing_and_empty_files(vp9, tmp_path):
+    plan = S.ClipPlan((0, 1), (0, 0))
+    with pytest.raises(VideoDecodeError, match="nope.webm.*not found"):
+        dali_load_clips([vp9, tmp_path / "nope.webm"], [plan, plan], SPEC)
+    empty = tmp_path / "empty.webm"
+    empty.touch()
+    with pytest.raises(VideoDecodeError, match="empty.webm.*empty"):
+        dali_load_clips([empty], [plan], SPEC)
+
+
+def test_too_few_frames_names_the_file(vp9):
+    bad = S.ClipPlan((0, 30), (0, 0))  # the video has frames 0..29
+    good = S.ClipPlan((0, 1), (0, 0))
+    with pytest.raises(VideoDecodeError, match=r"clip.webm: DALI could not decode frames \[0, 30\]"):
+        dali_load_clips([vp9, vp9], [good, bad], SPEC, batch_size=2)
+
+
+def test_truncated_file_names_the_file(vp9, tmp_path):
+    cut = tmp_path / "cut.webm"
+    data = vp9.read_bytes()
+    cut.write_bytes(data[: len(data) // 3])
+    plan = S.ClipPlan((0, 29), (0, 0))
+    with pytest.raises(VideoDecodeError, match="cut.webm"):
+        dali_load_clips([cut], [plan], SPEC)
+
+
+@pytest.mark.real_data
+@pytest.mark.skipif(not REAL.is_dir(), reason="../shared/data/real-videos absent")
+def test_real_video_vp9_transcode_matches(tmp_path):
+    dst = tmp_path / "demo.webm"
+    transcode(REAL / "spatiotemporal_h264_340x256_6fps.mp4", dst, "vp9")
+    spec = S.ClipSpec(num_frames=4, stride=8, crop_size=112, short_side=128, temporal_views=2)
+    plans = S.plan_test_clips(57, S.resized_hw(256, 340, 128), spec)
+    clips = dali_load_clips([dst] * len(plans), plans, spec, batch_size=6)
+    for plan, clip in zip(plans, clips):
+        assert_near_identical(clip, D.load_clip(dst, plan, spec, use_cache=True))
