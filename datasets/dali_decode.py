@@ -170,10 +170,10 @@ class DaliClipLoader:
 def _dali_reason(e: Exception) -> str:
     """The last meaningful line of a DALI error (the traceback DALI adds is not useful here)."""
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    for marker in ("encountered:",):
-        if marker in lines:
-            return " ".join(lines[lines.index(marker) + 1 :])[:500]
-    return " ".join(lines[-3:])[:500]
+    if "encountered:" in lines:
+        lines = lines[lines.index("encountered:") + 1 :]
+    reason = " ".join(lines).split(" C++ context:")[0]
+    return reason[:500]
 
 
 def _gpu_to_torch(out, device_id: int) -> list[torch.Tensor]:

@@ -189,3 +189,47 @@ def test_real_videos_info_and_decode():
         plans = S.plan_test_clips(n, S.resized_hw(h, w, 128), spec)
         clip = D.load_clip(REAL / name, plans[-1], spec)  # the last frames of the video
         assert clip.shape == (3, 8, 112, 112)
+
+
+def test_transcode_manifest_resumes(tmp_path):
+    import json
+
+    from datasets.transcode import main
+
+    root = tmp_path / "root"
+    (root / "a").mkdir(parents=True)
+    for vid in ("v1", "v2"):
+        write_synthetic_video(root / "a" / f"{vid}.avi", num_frames=12)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(
+        "video_id,path,label,label_name,split,num_frames,fps,width,height,duration\n"
+        "v1,a/v1.avi,0,x,train,12,25,64,48,0.48\n"
+        "v2,a/v2.avi,1,y,test,12,25,64,48,0.48\n"
+    )
+    out, summary = tmp_path / "out", tmp_path / "out" / "_summary.json"
+    args = ["--manifest", str(manifest), "--root", str(root), "--codec", "mpeg4_gop12",
+            "--out-dir", str(out), "--summary", str(summary)]
+    assert main(args) == 0
+    first = json.loads(summary.read_text())
+    assert (first["transcoded"], first["skipped_existing"]) == (2, 0)
+    assert first["frames_transcoded"] == 24 and first["frames_per_second"] > 0
+    assert sorted(p.name for p in out.glob("*.avi")) == ["v1.avi", "v2.avi"]
+    (out / "v2.avi").unlink()
+    main(args)
+    second = json.loads(summary.read_text())
+    assert (second["transcoded"], second["skipped_existing"]) == (1, 1)
+
+
+def test_transcode_manifest_names_a_bad_video(tmp_path):
+    from datasets.transcode import main
+
+    (tmp_path / "bad.avi").write_bytes(b"\x00" * 100)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(
+        "video_id,path,label,label_name,split,num_frames,fps,width,height,duration\n"
+        "bad,bad.avi,0,x,train,12,25,64,48,0.48\n"
+    )
+    with pytest.raises(VideoDecodeError, match="bad.avi"):
+        main(["--manifest", str(manifest), "--root", str(tmp_path), "--codec", "vp9",
+              "--out-dir", str(tmp_path / "o"), "--summary", str(tmp_path / "o" / "s.json")])
+    assert not (tmp_path / "o" / "s.json").exists()
