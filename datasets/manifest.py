@@ -22,6 +22,7 @@ from tqdm import tqdm
 from core.config import load_scale
 from core.errors import SuiteError
 from core.io import write_csv
+from datasets.decode import count_frames, video_info
 from datasets.official import Entry, parse_hmdb51, parse_kinetics400, parse_ucf101
 
 MANIFEST_COLUMNS = ["video_id", "path", "label", "label_name", "split", "num_frames", "fps", "width", "height", "duration"]
@@ -29,40 +30,17 @@ QUARANTINE_COLUMNS = ["video_id", "path", "reason"]
 
 
 def probe(path: Path, verify: bool) -> dict:
-    """Container facts of one video; with `verify`, decode every frame and count them.
-
-    Raises SuiteError with the reason when the video cannot be used.
-    """
-    import av
-
-    if not path.exists():
-        raise SuiteError("missing file")
-    if path.stat().st_size == 0:
-        raise SuiteError("empty file (0 bytes)")
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise SuiteError("no video stream")
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate
-            fps = float(rate) if rate else 0.0
-            declared = int(stream.frames or 0)
-            info = {"fps": fps, "width": stream.codec_context.width, "height": stream.codec_context.height}
-            if verify or declared == 0:
-                decoded = sum(1 for _ in container.decode(stream))
-            else:
-                decoded = declared
-    except SuiteError:
-        raise
-    except Exception as exc:  # PyAV raises many error types for broken files
-        raise SuiteError(f"undecodable: {type(exc).__name__}: {exc}") from None
-    if decoded == 0:
-        raise SuiteError("no decodable frames")
-    if declared and decoded < declared:
-        raise SuiteError(f"truncated: container declares {declared} frames, {decoded} decode")
-    info["num_frames"] = decoded
-    info["duration"] = decoded / fps if fps else 0.0
-    return info
+    """Container facts of one video (`datasets.decode.video_info`); with `verify`, every frame is
+    decoded and counted, and a video that decodes fewer frames than its container declares is
+    reported as truncated. Raises a SuiteError whose message is the reason."""
+    info = video_info(path)
+    if verify:
+        decoded = count_frames(path)
+        if decoded < info["num_frames"]:
+            raise SuiteError(f"truncated: container declares {info['num_frames']} frames, {decoded} decode")
+        info["num_frames"] = decoded
+        info["duration"] = decoded / info["fps"] if info["fps"] else info["duration"]
+    return {k: info[k] for k in ("num_frames", "fps", "width", "height", "duration")}
 
 
 def entries_for(dataset: str, root: Path) -> list[Entry]:

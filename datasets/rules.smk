@@ -70,3 +70,26 @@ rule k400_mini:
 
 
 ruleorder: k400_mini > manifest
+
+
+def motion_cache_dir(kind, dataset):
+    """Motion caches are per video, shared by every manifest of the same videos (k400, k400_mini)."""
+    return f"{RESULTS}/motion/{kind}/{DATASETS[dataset].directory}"
+
+
+rule motion:
+    input:
+        f"{RESULTS}/manifests/{{dataset}}.csv",
+    output:
+        f"{RESULTS}/motion/{{kind}}/_summary_{{dataset}}.json",
+    wildcard_constraints:
+        kind="edge|flow|diff",
+    params:
+        root=lambda w: dataset_root(w.dataset),
+        cache=lambda w: motion_cache_dir(w.kind, w.dataset),
+        raft=lambda w: f"--raft-weights {config['raft_weights']}" if config.get("raft_weights") else "",
+    log:
+        f"{RESULTS}/logs/motion_{{kind}}_{{dataset}}.log",
+    shell:
+        "{PY} -m datasets.motion --manifest {input} --root {params.root} --kind {wildcards.kind} --scale {SCALE} "
+        "--cache-dir {params.cache} --summary {output} {params.raft} 2> {log}"

@@ -1,0 +1,62 @@
+"""Clips for training and evaluation: visual clips decoded from video, motion clips read from
+the motion cache, both cut by the same `ClipPlan` semantics (datasets.sampling).
+
+The CPU path decodes with PyAV (`datasets.decode`); with `decoder: dali` the DALI pipeline
+(`datasets.dali_decode`) decodes the same planned frames and crops on the GPU.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from datasets.decode import load_clip
+from datasets.motion import load_motion
+from datasets.sampling import ClipPlan, ClipSpec
+
+
+def clip_spec(section: dict, temporal_views: int = 1, spatial_views: int = 1) -> ClipSpec:
+    """ClipSpec from a config's `clip:` section."""
+    c = section["clip"] if "clip" in section else section
+    return ClipSpec(int(c["num_frames"]), int(c["stride"]), int(c["crop_size"]), int(c["short_side"]), temporal_views, spatial_views)
+
+
+def resized_frame_hw(height: int, width: int, short_side: int) -> tuple[int, int]:
+    from datasets.sampling import resized_hw
+
+    return resized_hw(int(height), int(width), short_side)
+
+
+def visual_clip(path: str | Path, plan: ClipPlan, spec: ClipSpec, mean, std) -> torch.Tensor:
+    """Float (3, T, crop, crop), scaled to [0, 1] then normalised by `mean` / `std`."""
+    clip = load_clip(path, plan, spec, use_cache=True).float().div_(255.0)
+    return normalize(clip, mean, std)
+
+
+def normalize(clip: torch.Tensor, mean, std) -> torch.Tensor:
+    mean = torch.as_tensor(mean, dtype=clip.dtype).view(-1, 1, 1, 1)
+    std = torch.as_tensor(std, dtype=clip.dtype).view(-1, 1, 1, 1)
+    return (clip - mean) / std
+
+
+def motion_clip(motion: np.ndarray, plan: ClipPlan, spec: ClipSpec, scale: float) -> torch.Tensor:
+    """Float (C, T, crop, crop) from a cached motion array (N, C, H, W), already at `short_side`.
+
+    A horizontal flip of a flow field also negates its x component; the caller decides whether
+    to flip (MaCLR skips augmentations on motion inputs).
+    """
+    top, left = plan.crop
+    c = spec.crop_size
+    x = torch.from_numpy(motion[list(plan.indices), :, top : top + c, left : left + c].astype(np.float32))
+    if x.shape[-2:] != (c, c):
+        raise ValueError(f"motion crop {c} at {plan.crop} outside cached motion of size {motion.shape[-2:]}")
+    if plan.flip:
+        x = x.flip(-1)
+        if x.shape[1] == 2:
+            x[:, 0] = -x[:, 0]
+    return (x * scale).permute(1, 0, 2, 3).contiguous()
+
+
+def load_motion_video(cache_dir: str | Path, video_id: str) -> tuple[np.ndarray, np.ndarray]:
+    return load_motion(cache_dir, video_id)

@@ -1,0 +1,112 @@
+"""MaCLR pretraining samples: two visual clips and two motion clips of one video (§3.1).
+
+- v^q, v^k: two visual clips at independent random positions ("random clips with
+  spatiotemporal jittering", after [57]), each with the §4.1 augmentations.
+- m^q, m^k: two motion clips, sampled only where the motion is strong (mean motion above
+  gamma, §3.1 "Motion thresholding"); with `temporal_jitter` they are drawn independently of
+  the visual clips (§3.1: "v^q is not necessarily in temporal synchronization with m^k");
+  without it (Table 1c "-t. jitter"), m^k covers the time span of v^q and m^q that of v^k.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+from datasets.clips import clip_spec, load_motion_video, motion_clip, normalize, resized_frame_hw
+from datasets.decode import load_clip
+from datasets.sampling import ClipPlan, ClipSpec, clip_indices, random_crop_offset, random_start, valid_starts
+
+
+def visual_augmentation(cfg: dict) -> v2.Compose:
+    """MaCLR §4.1 visual augmentations (flip and crop are part of the clip plan). One set of
+    random parameters per clip: v2 transforms draw once per call for all frames of (T, C, H, W)."""
+    aug, crop = cfg["augment"], int(cfg["clip"]["crop_size"])
+    strength = float(aug["color_strength"])
+    kernel = max(3, int(0.1 * crop) // 2 * 2 + 1)  # ~10% of the crop, odd (SimCLR's choice)
+    return v2.Compose([
+        v2.RandomApply([v2.ColorJitter(brightness=strength, contrast=strength, saturation=strength)], p=aug["color_p"]),
+        v2.RandomGrayscale(p=aug["grayscale_p"]),
+        v2.RandomApply([v2.GaussianBlur(kernel, sigma=tuple(aug["blur_sigma"]))], p=aug["blur_p"]),
+    ])
+
+
+def motion_allowed_starts(frame_mean: np.ndarray, spec: ClipSpec, threshold: float) -> np.ndarray:
+    """Boolean mask over clip starts: True where the clip's mean motion exceeds `threshold`
+    (MaCLR §3.1: sum_i P_i / K > gamma, here averaged over the clip's frames)."""
+    n = valid_starts(len(frame_mean), spec)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    per_clip = np.stack([frame_mean[clip_indices(s, spec)].mean() for s in range(n)])
+    return per_clip > threshold
+
+
+class MaCLRPretrainData(Dataset):
+    def __init__(self, manifest: pd.DataFrame, root: str | Path, motion_cache: str | Path | None, cfg: dict, seed: int):
+        self.videos = manifest.reset_index(drop=True)
+        self.root, self.motion_cache, self.cfg, self.seed = Path(root), motion_cache, cfg, seed
+        self.use_visual = "visual" in cfg["pathways"]
+        self.use_motion = "motion" in cfg["pathways"]
+        self.visual_spec = clip_spec(cfg["visual"])
+        self.motion_spec = clip_spec(cfg["motion"])
+        self.augment = visual_augmentation(cfg["visual"])
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def _visual(self, row, start: int, rng: np.random.Generator) -> torch.Tensor:
+        spec = self.visual_spec
+        h, w = resized_frame_hw(row.height, row.width, spec.short_side)
+        flip = bool(rng.random() < self.cfg["visual"]["augment"]["flip_p"])
+        plan = ClipPlan(tuple(clip_indices(start, spec).tolist()), random_crop_offset(h, w, spec.crop_size, rng), flip)
+        clip = load_clip(self.root / row.path, plan, spec, use_cache=True)  # (3, T, c, c) uint8
+        clip = self.augment(clip.permute(1, 0, 2, 3).float().div_(255.0)).permute(1, 0, 2, 3)
+        return normalize(clip, self.cfg["visual"]["normalize_mean"], self.cfg["visual"]["normalize_std"])
+
+    def _motion(self, motion: np.ndarray, start: int, rng: np.random.Generator) -> torch.Tensor:
+        spec = self.motion_spec
+        h, w = motion.shape[-2:]
+        plan = ClipPlan(tuple(clip_indices(start, spec).tolist()), random_crop_offset(h, w, spec.crop_size, rng), False)
+        scale = float(self.cfg["motion"]["input_scale"][self.cfg["motion"]["input"]])
+        return motion_clip(motion, plan, spec, scale)
+
+    def __getitem__(self, index: int) -> dict:
+        row = self.videos.iloc[index]
+        # One generator per (seed, epoch, video): runs are reproducible and resumable per epoch.
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        torch.manual_seed(int(rng.integers(2**31)))
+        n = int(row.num_frames)
+        # `threshold_fallback` flags a video with no clip above gamma, sampled uniformly instead;
+        # the trainer counts these in its log, so the fallback is never silent.
+        sample = {"video_index": torch.tensor(index), "threshold_fallback": torch.tensor(False)}
+        motion = allowed = None
+        if self.use_motion:
+            motion, frame_mean = load_motion_video(self.motion_cache, row.video_id)
+            n = min(n, len(motion))
+            allowed = motion_allowed_starts(frame_mean[:n], self.motion_spec, float(self.cfg["motion"]["threshold"]))
+            if not allowed.any():
+                sample["threshold_fallback"] = torch.tensor(True)
+                allowed = None
+        if self.cfg["temporal_jitter"] or not self.use_motion or not self.use_visual:
+            v_starts = [random_start(n, self.visual_spec, rng) for _ in range(2)]
+            m_starts = [random_start(n, self.motion_spec, rng, allowed) for _ in range(2)]
+        else:
+            # Synchronised pairs (Table 1c "-t. jitter"): [v^q, m^k] and [m^q, v^k] share a start,
+            # drawn where both clips fit and the motion clip passes the threshold.
+            both = min(valid_starts(n, self.visual_spec), valid_starts(n, self.motion_spec))
+            mask = np.ones(both, dtype=bool) if allowed is None else allowed[:both]
+            starts = [random_start(n, self.motion_spec, rng, mask) for _ in range(2)]
+            v_starts, m_starts = starts, starts[::-1]  # m^q with v^k, m^k with v^q
+        if self.use_visual:
+            sample["v_q"], sample["v_k"] = (self._visual(row, s, rng) for s in v_starts)
+        if self.use_motion:
+            sample["m_q"], sample["m_k"] = (self._motion(motion, s, rng) for s in m_starts)
+        return sample

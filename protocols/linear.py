@@ -1,0 +1,163 @@
+"""Linear-layer protocol (MaCLR §4.2 "Linear Layer Training"): the pretrained backbone is frozen,
+a linear classifier is trained on its features, and top-1 accuracy is reported on the test split
+with the standard 10 temporal x 3 spatial views per video [75, 23] (softmax averaged over views).
+
+The paper does not give the classifier's training recipe. Ours: `train_clips_per_video` random
+clips per training video (random position, random crop, random flip) are embedded once; a
+multinomial logistic regression (a `torch.nn.Linear` layer) is fitted to them by full-batch
+L-BFGS with an L2 penalty `weight_decay` — deterministic and free of learning-rate tuning.
+
+    python -m protocols.linear --checkpoint C.pt --manifest M.csv --root DIR --scale smoke --out metrics.json
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from core.config import load_scale
+from core.errors import SuiteError
+from core.io import torch_load, write_json
+from datasets.clips import load_motion_video, motion_clip, normalize, resized_frame_hw
+from datasets.decode import load_clip
+from datasets.sampling import ClipPlan, ClipSpec, plan_test_clips, plan_train_clip
+from methods.backbones import build_backbone
+
+
+class FrozenEncoder:
+    """A checkpoint's transfer encoder (CONTRIBUTING.md, "Checkpoints") and its input pipeline."""
+
+    def __init__(self, checkpoint: dict, root: Path, motion_cache: Path | None, device: torch.device):
+        enc, self.input = checkpoint["encoder"], checkpoint["input"]
+        self.backbone = build_backbone(enc["backbone"], width_multiplier=enc["width_multiplier"], in_channels=enc["in_channels"])
+        self.backbone.load_state_dict(enc["state_dict"])
+        self.backbone.eval().to(device)  # frozen: eval-mode BN, no gradients
+        self.root, self.motion_cache, self.device = root, motion_cache, device
+        if self.input["modality"] == "motion" and motion_cache is None:
+            raise SuiteError("this checkpoint's encoder reads motion inputs: pass --motion-cache")
+
+    def spec(self, test: bool, temporal_views: int, spatial_views: int) -> ClipSpec:
+        c = self.input["clip"]
+        # Test views: the short side is resized to the crop size and 3 crops tile the long side
+        # (PySlowFast's multi-view test); motion is cut from its cache at the cached resolution.
+        short = int(c["crop_size"]) if test and self.input["modality"] == "rgb" else int(c["short_side"])
+        return ClipSpec(int(c["num_frames"]), int(c["stride"]), int(c["crop_size"]), short, temporal_views, spatial_views)
+
+    def clip(self, row, plan: ClipPlan, spec: ClipSpec, motion) -> torch.Tensor:
+        if self.input["modality"] == "rgb":
+            x = load_clip(self.root / row.path, plan, spec, use_cache=True).float().div_(255.0)
+            return normalize(x, self.input["mean"], self.input["std"])
+        return motion_clip(motion, plan, spec, float(self.input["motion_scale"]))
+
+    def frame_hw(self, row, spec: ClipSpec, motion) -> tuple[int, int]:
+        if motion is not None:
+            return tuple(motion.shape[-2:])
+        return resized_frame_hw(row.height, row.width, spec.short_side)
+
+    @torch.no_grad()
+    def embed(self, clips: list[torch.Tensor], batch_size: int) -> torch.Tensor:
+        out = [self.backbone(torch.stack(clips[i : i + batch_size]).to(self.device)).cpu() for i in range(0, len(clips), batch_size)]
+        return torch.cat(out)
+
+    def video_motion(self, row):
+        if self.input["modality"] != "motion":
+            return None
+        motion, _ = load_motion_video(self.motion_cache, row.video_id)
+        return motion
+
+
+def extract(encoder: FrozenEncoder, videos: pd.DataFrame, test: bool, cfg: dict, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features (videos, views, D) and labels (videos,)."""
+    views = (int(cfg["temporal_views"]), int(cfg["spatial_views"])) if test else (1, 1)
+    spec = encoder.spec(test, *views)
+    features = []
+    for n, row in enumerate(tqdm(list(videos.itertuples()), desc="test views" if test else "train clips", unit="video")):
+        motion = encoder.video_motion(row)
+        num_frames = int(row.num_frames) if motion is None else min(int(row.num_frames), len(motion))
+        hw = encoder.frame_hw(row, spec, motion)
+        if test:
+            plans = plan_test_clips(num_frames, hw, spec)
+        else:
+            rng = np.random.default_rng([seed, n])
+            plans = [plan_train_clip(num_frames, hw, spec, rng) for _ in range(int(cfg["train_clips_per_video"]))]
+        features.append(encoder.embed([encoder.clip(row, plan, spec, motion) for plan in plans], int(cfg["batch_size"])))
+    return torch.stack(features), torch.as_tensor(videos["label"].to_numpy())
+
+
+def fit_linear(features: torch.Tensor, labels: torch.Tensor, num_classes: int, weight_decay: float, max_iter: int) -> torch.nn.Linear:
+    """Multinomial logistic regression by full-batch L-BFGS (see module docstring)."""
+    torch.manual_seed(0)
+    mean, std = features.mean(0), features.std(0).clamp_min(1e-6)
+    x = (features - mean) / std  # standardised: L-BFGS and the L2 penalty see comparable scales
+    layer = torch.nn.Linear(x.shape[1], num_classes)
+    optimizer = torch.optim.LBFGS(layer.parameters(), max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = F.cross_entropy(layer(x), labels) + weight_decay * layer.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    # Fold the standardisation into the layer, so it applies to raw features.
+    with torch.no_grad():
+        layer.weight.div_(std)
+        layer.bias.sub_((layer.weight * mean).sum(1))
+    return layer
+
+
+def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache: Path | None, cfg: dict, seed: int) -> dict:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    encoder = FrozenEncoder(checkpoint, root, motion_cache, device)
+    train, test = manifest[manifest["split"] == "train"], manifest[manifest["split"] == "test"]
+    if train.empty or test.empty:
+        raise SuiteError("the evaluation manifest needs both train and test videos")
+    num_classes = int(manifest["label"].max()) + 1
+    train_x, train_y = extract(encoder, train, False, cfg, seed)
+    layer = fit_linear(train_x.flatten(0, 1), train_y.repeat_interleave(train_x.shape[1]), num_classes,
+                       float(cfg["weight_decay"]), int(cfg["max_iter"]))
+    test_x, test_y = extract(encoder, test, True, cfg, seed)
+    with torch.no_grad():
+        probabilities = F.softmax(layer(test_x), dim=-1).mean(dim=1)  # average over the views
+    top = probabilities.topk(min(5, num_classes), dim=1).indices
+    return {
+        "top1": 100.0 * float((top[:, 0] == test_y).float().mean()),
+        "top5": 100.0 * float((top == test_y[:, None]).any(1).float().mean()),
+        "num_train_videos": len(train), "num_test_videos": len(test), "num_classes": num_classes,
+        "views": f"{cfg['temporal_views']}x{cfg['spatial_views']}",
+        "train_clips_per_video": int(cfg["train_clips_per_video"]),
+        "input": checkpoint["input"]["modality"] + ("" if checkpoint["input"]["modality"] == "rgb" else f":{checkpoint['input']['motion_kind']}"),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, type=Path)
+    parser.add_argument("--manifest", required=True, type=Path)
+    parser.add_argument("--root", required=True, type=Path)
+    parser.add_argument("--motion-cache", type=Path, default=None)
+    parser.add_argument("--scale", default="smoke")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    profile = load_scale(args.scale)
+    try:
+        checkpoint = torch_load(args.checkpoint)
+        metrics = evaluate(checkpoint, pd.read_csv(args.manifest), args.root, args.motion_cache, profile["linear"], int(profile.get("seed", 0)))
+    except SuiteError as exc:
+        sys.exit(f"error: {exc}")
+    metrics.update({"scale": args.scale, "protocol": "linear", "checkpoint": str(args.checkpoint), **checkpoint["provenance"]})
+    write_json(args.out, metrics)
+    print(f"linear: top-1 {metrics['top1']:.1f}% on {args.manifest.name} -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
