@@ -187,6 +187,9 @@ def cross_paper_checks(specs: dict[str, Spec]) -> list[Finding]:
                     continue
             verdict = CONSISTENT if abs(a.value - b.value) <= 0.051 else INCONSISTENT
             setting = ", ".join(f"{k}={a.setting[k]}" for k in sorted(shared))
+            if verdict == INCONSISTENT and "backbone" not in shared:
+                verdict = AMBIGUOUS  # the numbers differ, but one paper does not say which backbone it quotes
+                setting += "; backbone not given by both"
             out.append(Finding(paper=f"{a.paper}+{b.paper}", check="cross_paper", id=f"{work}/{ev}/{metric}",
                                location=f"{a.ref} vs {b.ref}", quote=f"{work} on {ev} ({metric}; {setting or 'no shared setting keys'})",
                                cells=f"{a.ref}; {b.ref}", computed=_fmt(a.value), stated=_fmt(b.value), verdict=verdict,
