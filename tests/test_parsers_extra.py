@@ -1,0 +1,134 @@
+"""Parsers of SSv2, SSv1, Diving48, VidSitu and AVA on generated fixtures, bad inputs and real AVA files."""
+import json
+from pathlib import Path
+
+import pytest
+
+from core.errors import AnnotationError, MissingInputError, SuiteError
+from datasets import fixtures_extra as fx
+from datasets.parsers import PARSERS
+from datasets.parsers import ava
+from datasets.parsers.prepare import prepare
+
+REAL_AVA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ava-format"
+PROFILE = {"preparation": {"min_frames": 24, "verify_decode": True, "strict": False}}
+SMALL = {"num_classes": 2, "videos_per_class": 2, "segments": 3, "videos": 3, "frames": 24, "height": 32, "width": 48}
+DATASETS = {"ssv2": "ssv2", "ssv1": "ssv1", "diving48": "diving48", "vidsitu": "vidsitu", "ava": "ava_train"}
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory):
+    base = tmp_path_factory.mktemp("extra")
+    for key in DATASETS:
+        fx.make(key, base / key, {**fx.DEFAULTS[key], **SMALL}, seed=1)
+    return base
+
+
+@pytest.mark.parametrize("key", sorted(DATASETS))
+def test_fixture_prepares_and_quarantines_each_bad_input_by_name(roots, key):
+    dataset = DATASETS[key]
+    manifest, quarantine = prepare(dataset, roots / key, PROFILE)
+    assert set(quarantine["video_id"]) == set(fx.BAD[key])
+    assert not set(manifest["video_id"]) & set(fx.BAD[key])
+    assert (manifest["num_frames"] >= 24).all() and len(manifest) > 0
+    reasons = " ".join(quarantine["reason"]).lower()
+    assert "not found" in reasons and ("short" in reasons or key == "ssv1")
+
+
+def test_quarantine_reasons_name_the_failure(roots):
+    _, q = prepare("diving48", roots / "diving48", PROFILE)
+    reasons = dict(zip(q["video_id"], q["reason"]))
+    assert "not found" in reasons["bad_missing"]
+    assert "empty" in reasons["bad_empty"]
+    assert "truncated" in reasons["bad_truncated"] or "decod" in reasons["bad_truncated"]
+    assert "too short" in reasons["bad_short"]
+    with pytest.raises(SuiteError, match="strict"):
+        prepare("diving48", roots / "diving48", {"preparation": {**PROFILE["preparation"], "strict": True}})
+
+
+def test_labels_follow_the_official_class_lists(roots):
+    m, _ = prepare("ssv2", roots / "ssv2", PROFILE)
+    labels = json.loads((roots / "ssv2" / "labels" / "labels.json").read_text())
+    assert all(labels[row.label_name] == str(row.label) for row in m.itertuples())
+    assert set(m["split"]) == {"train", "val"}
+    m1, q1 = prepare("ssv1", roots / "ssv1", PROFILE)
+    assert (m1["fps"] == 12.0).all() and "numbering" in " ".join(q1["reason"])
+    d, _ = prepare("diving48", roots / "diving48", PROFILE)
+    assert set(d["split"]) == {"train", "test"} and d["label_name"].str.count(" / ").eq(3).all()
+
+
+def test_vidsitu_one_row_per_event_with_majority_verb(roots):
+    m, _ = prepare("vidsitu", roots / "vidsitu", PROFILE)
+    assert (m.groupby("path").size() == 5).all()
+    assert m["video_id"].str.match(r".*_Ev[1-5]$").all()
+    val = m[m["split"] == "val"]
+    anns = json.loads((roots / "vidsitu" / "vidsitu_annotations" / "vseg_ann_files" / "vsann_valid_lb.json").read_text())
+    # Ev5 was annotated (x, verb0, x) by three annotators: the majority verb is x
+    assert val[val["video_id"].str.endswith("_Ev5")]["label_name"].iloc[0] == anns[0]["Ev5"]["VerbID"]
+
+
+def test_ava_fixture_boxes_exclusions_and_60_classes(roots):
+    assert len(ava.AVA_60_CLASS_IDS) == 60
+    boxes, label_map, counts = ava.load_split(roots / "ava", "train")
+    assert set(label_map) == ava.AVA_60_CLASS_IDS
+    assert counts["outside_label_map_rows"] == 1 and counts["excluded_keyframe_rows"] > 0
+    assert boxes["action_id"].isin(ava.AVA_60_CLASS_IDS).all()
+    kf = ava.keyframes(boxes, fps=5)
+    assert (kf["frame"] == (kf["timestamp"] - 900) * 5).all()
+
+
+@pytest.mark.parametrize("key,relpath,content,match", [
+    ("ssv2", "labels/train.json", '[{"id": "1"}]', "item 0"),
+    ("ssv2", "labels/validation.json", "[{", "not valid JSON"),
+    ("ssv1", "something-something-v1-train.csv", "12;No such class\n", "something-something-v1-train.csv:1"),
+    ("diving48", "Diving48_train.json", '[{"vid_name": "a", "label": 99, "start_frame": 0, "end_frame": 5}]', "label 99"),
+    ("vidsitu", "vidsitu_annotations/vseg_ann_files/vsann_train_lb.json", '[{"Ev1": {}}]', "vsann_train_lb.json"),
+    ("ava", "annotations/ava_train_v2.2.csv", "vid,0902,0.1,0.1\n", "ava_train_v2.2.csv:1"),
+])
+def test_malformed_annotations_are_errors_naming_the_file(tmp_path, roots, key, relpath, content, match):
+    import shutil
+
+    root = tmp_path / key
+    shutil.copytree(roots / key, root)
+    (root / relpath).write_text(content)
+    with pytest.raises(AnnotationError, match=match):
+        PARSERS[DATASETS[key]](root)
+
+
+def test_missing_annotation_file_is_named(tmp_path):
+    with pytest.raises(MissingInputError, match="labels.json"):
+        PARSERS["ssv2"](tmp_path)
+
+
+@pytest.mark.real_data
+def test_ava_parser_on_real_files():
+    if not REAL_AVA.exists():
+        pytest.skip("shared AVA-format samples absent")
+    d = REAL_AVA / "ava_dataset"
+    boxes = ava.read_boxes(d / "ava_sample.csv")
+    assert len(boxes) == 8 and list(boxes.columns) == ava.BOX_COLUMNS
+    assert boxes["timestamp"].tolist()[:3] == [902, 902, 902]
+    label_map = ava.parse_label_map(d / "action_list.txt")
+    assert label_map == {12: "action1", 17: "action2", 79: "action3", 80: "action3"}
+    excluded = ava.read_excluded(d / "ava_excluded_timestamps_sample.csv")
+    assert excluded == {("0f39OWEqJ24", 903), ("_-Z6wFjXtGQ", 902)}
+    kept, counts = ava.filter_boxes(boxes, excluded, label_map)
+    assert counts == {"rows": 8, "excluded_keyframe_rows": 5, "outside_label_map_rows": 0, "kept_rows": 3}
+    assert set(kept["action_id"]) == {12, 17, 79}
+    gt = ava.read_boxes(REAL_AVA / "eval_detection" / "gt.csv")
+    assert len(gt) == 12 and set(gt["action_id"]) <= set(ava.parse_label_map(REAL_AVA / "eval_detection" / "action_list.txt"))
+    with pytest.raises(AnnotationError, match="pred.csv:1"):  # a prediction file has a score, not a person id
+        ava.read_boxes(REAL_AVA / "eval_detection" / "pred.csv")
+
+
+@pytest.mark.parametrize("split", [2, 3])
+def test_ucf101_and_hmdb51_fixture_splits_2_and_3_parse(tmp_path, split):
+    from datasets.fixtures import make_hmdb51, make_ucf101
+    from datasets.official import parse_hmdb51, parse_ucf101
+
+    cfg = {"num_classes": 2, "videos_per_class": 3, "frames": 4, "height": 16, "width": 16, "fps": 25}
+    make_ucf101(tmp_path / "UCF101", cfg, seed=0)
+    make_hmdb51(tmp_path / "HMDB51", cfg, seed=0)
+    for entries in (parse_ucf101(tmp_path / "UCF101", split), parse_hmdb51(tmp_path / "HMDB51", split)):
+        assert {e.split for e in entries} == {"train", "test"}
+        assert all((tmp_path / ("UCF101" if e.path.startswith("UCF-101") else "HMDB51") / e.path).exists() for e in entries)
