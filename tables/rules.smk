@@ -15,7 +15,7 @@ def table_inputs(wildcards):
         return {"spec": spec_path}  # Snakemake reports the missing spec by name
     spec = _load_spec(spec_path)
     inputs = {"spec": spec_path, "metrics": _metrics_files(spec, SCALE, RESULTS)}
-    if _has_compute_cells(spec) and (_os.path.exists(_COMPUTE_CSV) or hasattr(rules, "compute")):
+    if _has_compute_cells(spec) and (_os.path.exists(_COMPUTE_CSV) or any(r.name == "compute" for r in workflow.rules)):
         inputs["compute"] = _COMPUTE_CSV
     return inputs
 
