@@ -38,3 +38,16 @@ register(
         parent="k400",
     )
 )
+
+# Datasets prepared by datasets/parsers/ (rules in datasets/more_datasets.smk).
+register(DatasetInfo("ssv2", "SomethingSomethingV2", "Something-Something V2 train and validation (MaCLR Table 4a)"))
+register(DatasetInfo("ssv1", "SomethingSomethingV1", "Something-Something V1 train and validation, frame folders (HCML)"))
+register(DatasetInfo("diving48", "Diving48", "Diving48 V1 train and test (Controllable Augmentations Sec. 4.1)"))
+register(DatasetInfo("vidsitu", "VidSitu", "VidSitu verb prediction, one row per 2-second event (MaCLR Table 4b)"))
+register(DatasetInfo("ava_train", "AVA", "AVA v2.2 train videos; boxes in ava_train.boxes.csv (MaCLR Table 5)"))
+register(DatasetInfo("ava_val", "AVA", "AVA v2.2 validation videos; boxes in ava_val.boxes.csv (MaCLR Table 5)"))
+register(DatasetInfo("k400_val", "Kinetics400", "Kinetics-400 validation split only", parent="k400"))
+for _pct in (1, 5, 20, 40, 60, 80, 100):
+    register(DatasetInfo(f"ucf101_lowshot_{_pct}", "UCF101",
+                         f"UCF101 split 1 with {_pct}% of train, class-balanced and nested (MaCLR Table 3b)",
+                         parent="ucf101_split1"))

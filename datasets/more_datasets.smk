@@ -1,0 +1,79 @@
+# Preparation of SSv2, SSv1, Diving48, VidSitu, AVA v2.2 (datasets/parsers/), Kinetics-400 val and
+# the UCF101 low-shot subsets (datasets/lowshot.py) into manifests, with the same writer, columns
+# and quarantine policy as datasets/rules.smk. Fixtures (smoke) come from datasets/fixtures_extra.py.
+# Included by the Snakefile; dataset_root() and dataset_source() are defined in rules.smk.
+import sys as _sys
+
+from datasets.parsers import PARSERS as _PARSERS
+
+_EXTRA_PY = f"PYTHONPATH={workflow.basedir} {_sys.executable}"
+_EXTRA_FIXTURES = {"SomethingSomethingV2": "ssv2", "SomethingSomethingV1": "ssv1", "Diving48": "diving48",
+                   "VidSitu": "vidsitu", "AVA": "ava"}
+
+
+rule fixture_extra:
+    output:
+        f"{RESULTS}/data/{{directory}}/.fixture.json",
+    wildcard_constraints:
+        directory="|".join(_EXTRA_FIXTURES),
+    params:
+        key=lambda w: _EXTRA_FIXTURES[w.directory],
+    log:
+        f"{RESULTS}/logs/fixture_{{directory}}.log",
+    shell:
+        "{_EXTRA_PY} -m datasets.fixtures_extra --dataset {params.key} --root {RESULTS}/data/{wildcards.directory} "
+        "--scale {SCALE} --done {output} 2> {log}"
+
+
+rule manifest_extra:
+    input:
+        lambda w: dataset_source(w.dataset),
+    output:
+        manifest=f"{RESULTS}/manifests/{{dataset}}.csv",
+        quarantine=f"{RESULTS}/manifests/{{dataset}}.quarantine.csv",
+    wildcard_constraints:
+        dataset="|".join(_PARSERS),
+    params:
+        root=lambda w: dataset_root(w.dataset),
+    log:
+        f"{RESULTS}/logs/manifest_{{dataset}}.log",
+    shell:
+        "{_EXTRA_PY} -m datasets.parsers.prepare --dataset {wildcards.dataset} --root {params.root} --scale {SCALE} "
+        "--out {output.manifest} --quarantine {output.quarantine} 2> {log}"
+
+
+rule k400_val:
+    input:
+        f"{RESULTS}/manifests/k400.csv",
+    output:
+        f"{RESULTS}/manifests/k400_val.csv",
+    run:
+        import pandas as pd
+        from core.io import write_csv
+
+        rows = pd.read_csv(input[0], dtype={"video_id": str})
+        write_csv(output[0], rows[rows["split"] == "val"])
+
+
+rule ucf101_lowshot:
+    input:
+        f"{RESULTS}/manifests/ucf101_split1.csv",
+    output:
+        f"{RESULTS}/manifests/ucf101_lowshot_{{pct}}.csv",
+    wildcard_constraints:
+        pct="1|5|20|40|60|80|100",
+    log:
+        f"{RESULTS}/logs/manifest_ucf101_lowshot_{{pct}}.log",
+    shell:
+        "{_EXTRA_PY} -m datasets.lowshot --parent {input} --pct {wildcards.pct} --scale {SCALE} --out {output} 2> {log}"
+
+
+rule lowshot_all:
+    input:
+        expand(f"{RESULTS}/manifests/ucf101_lowshot_{{pct}}.csv", pct=[1, 5, 20, 40, 60, 80, 100]),
+
+
+ruleorder: manifest_extra > manifest
+ruleorder: k400_val > manifest
+ruleorder: ucf101_lowshot > manifest
+ruleorder: fixture_extra > fixture

@@ -1,0 +1,46 @@
+# MCL and CMD motion inputs, one cache file per video (DESIGN, data flow step 3):
+#   tvl1        MCL Sec. 3.1: TV-L1 flow -> motion map (Eq. 1) per frame, T-motion (Eq. 2), quantised flow
+#               results/<scale>/motion/tvl1/<DATASET_DIR>/<video_id>.npz  (shared by the splits of a dataset)
+#   compressed  CMD Sec. 2.2/4.1: I-frames and motion-vector maps of the mpeg4_gop12 transcode
+#               results/<scale>/motion/compressed/<dataset>/<video_id>.npz (the transcode is per dataset)
+# Summaries (counts, failures named, frames/s per core): results/<scale>/motion/<kind>/_summary_<dataset>.json,
+# failures also in _summary_<dataset>.quarantine.csv. Cached videos are skipped, so a run resumes.
+# Included by the Snakefile; dataset_root() and motion_cache_dir() are defined in rules.smk.
+import sys as _sys
+
+_MOTION_PY = f"PYTHONPATH={workflow.basedir} {_sys.executable}"
+# Frames are resized to this short side before TV-L1 (0: as decoded). MCL's code resizes
+# Kinetics to 256 (process_video.py); the scale profile may set `motion_inputs.tvl1_short_side`.
+_TVL1_SHORT_SIDE = int(PROFILE.get("motion_inputs", {}).get("tvl1_short_side", 0))
+_STRICT = "--strict" if PROFILE.get("preparation", {}).get("strict") else ""
+
+
+rule mcl_motion:
+    input:
+        f"{RESULTS}/manifests/{{dataset}}.csv",
+    output:
+        f"{RESULTS}/motion/tvl1/_summary_{{dataset}}.json",
+    params:
+        root=lambda w: dataset_root(w.dataset),
+        cache=lambda w: motion_cache_dir("tvl1", w.dataset),
+    log:
+        f"{RESULTS}/logs/motion_tvl1_{{dataset}}.log",
+    shell:
+        "{_MOTION_PY} -m datasets.mcl_motion --manifest {input} --root {params.root} --out-dir {params.cache} "
+        "--summary {output} --short-side {_TVL1_SHORT_SIDE} {_STRICT} 2> {log}"
+
+
+rule cmd_compressed:
+    input:
+        manifest=f"{RESULTS}/manifests/{{dataset}}.csv",
+        transcode=f"{RESULTS}/transcode/mpeg4_gop12/{{dataset}}/_summary.json",
+    output:
+        f"{RESULTS}/motion/compressed/_summary_{{dataset}}.json",
+    params:
+        root=lambda w: f"{RESULTS}/transcode/mpeg4_gop12/{w.dataset}",
+        cache=lambda w: f"{RESULTS}/motion/compressed/{w.dataset}",
+    log:
+        f"{RESULTS}/logs/motion_compressed_{{dataset}}.log",
+    shell:
+        "{_MOTION_PY} -m datasets.compressed --manifest {input.manifest} --root {params.root} --transcoded .avi "
+        "--out-dir {params.cache} --summary {output} {_STRICT} 2> {log}"
