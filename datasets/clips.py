@@ -28,10 +28,23 @@ def resized_frame_hw(height: int, width: int, short_side: int) -> tuple[int, int
     return resized_hw(int(height), int(width), short_side)
 
 
-def visual_clip(path: str | Path, plan: ClipPlan, spec: ClipSpec, mean, std) -> torch.Tensor:
-    """Float (3, T, crop, crop), scaled to [0, 1] then normalised by `mean` / `std`."""
-    clip = load_clip(path, plan, spec, use_cache=True).float().div_(255.0)
-    return normalize(clip, mean, std)
+_DALI_LOADERS: dict = {}
+
+
+def load_visual_clip(path: str | Path, plan: ClipPlan, spec: ClipSpec, decoder: str = "cpu") -> torch.Tensor:
+    """uint8 (3, T, crop, crop) of one planned clip, decoded by PyAV (`cpu`) or DALI (`dali`:
+    NVDEC on a GPU, DALI's CPU decoder otherwise). Both paths cut the same frames and crops."""
+    if decoder == "cpu":
+        return load_clip(path, plan, spec, use_cache=True)
+    if decoder == "dali":
+        from datasets.dali_decode import DaliClipLoader
+
+        device = "gpu" if torch.cuda.is_available() else "cpu"
+        loader = _DALI_LOADERS.get((spec, device))
+        if loader is None:  # one pipeline per clip spec and process
+            loader = _DALI_LOADERS[(spec, device)] = DaliClipLoader(spec, device=device, batch_size=1)
+        return loader.load([str(path)], [plan])[0].cpu()
+    raise ValueError(f"unknown decoder {decoder!r}; known: cpu, dali")
 
 
 def normalize(clip: torch.Tensor, mean, std) -> torch.Tensor:

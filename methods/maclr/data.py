@@ -17,8 +17,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from datasets.clips import clip_spec, load_motion_video, motion_clip, normalize, resized_frame_hw
-from datasets.decode import load_clip
+from datasets.clips import clip_spec, load_motion_video, load_visual_clip, motion_clip, normalize, resized_frame_hw
 from datasets.sampling import ClipPlan, ClipSpec, clip_indices, random_crop_offset, random_start, valid_starts
 
 
@@ -46,9 +45,13 @@ def motion_allowed_starts(frame_mean: np.ndarray, spec: ClipSpec, threshold: flo
 
 
 class MaCLRPretrainData(Dataset):
-    def __init__(self, manifest: pd.DataFrame, root: str | Path, motion_cache: str | Path | None, cfg: dict, seed: int):
+    def __init__(self, manifest: pd.DataFrame, root: str | Path, motion_cache: str | Path | None, cfg: dict, seed: int,
+                 video_dir: str | Path | None = None):
+        """`video_dir`: read `<video_dir>/<video_id>.mp4` (the H.264 CFR transcodes DALI's NVDEC
+        path decodes) instead of the original files under `root`."""
         self.videos = manifest.reset_index(drop=True)
         self.root, self.motion_cache, self.cfg, self.seed = Path(root), motion_cache, cfg, seed
+        self.video_dir = Path(video_dir) if video_dir else None
         self.use_visual = "visual" in cfg["pathways"]
         self.use_motion = "motion" in cfg["pathways"]
         self.visual_spec = clip_spec(cfg["visual"])
@@ -67,7 +70,8 @@ class MaCLRPretrainData(Dataset):
         h, w = resized_frame_hw(row.height, row.width, spec.short_side)
         flip = bool(rng.random() < self.cfg["visual"]["augment"]["flip_p"])
         plan = ClipPlan(tuple(clip_indices(start, spec).tolist()), random_crop_offset(h, w, spec.crop_size, rng), flip)
-        clip = load_clip(self.root / row.path, plan, spec, use_cache=True)  # (3, T, c, c) uint8
+        path = self.video_dir / f"{row.video_id}.mp4" if self.video_dir else self.root / row.path
+        clip = load_visual_clip(path, plan, spec, self.cfg["decoder"])  # (3, T, c, c) uint8
         clip = self.augment(clip.permute(1, 0, 2, 3).float().div_(255.0)).permute(1, 0, 2, 3)
         return normalize(clip, self.cfg["visual"]["normalize_mean"], self.cfg["visual"]["normalize_std"])
 

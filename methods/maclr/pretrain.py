@@ -106,7 +106,7 @@ def train(args: argparse.Namespace) -> None:
     manifest = manifest[manifest["split"] == "train"]
     if manifest.empty:
         raise SuiteError(f"{args.manifest}: no train videos")
-    data = MaCLRPretrainData(manifest, args.root, args.motion_cache, cfg, seed)
+    data = MaCLRPretrainData(manifest, args.root, args.motion_cache, cfg, seed, args.video_dir)
     batch = int(cfg["batch_size"])
     if len(data) < batch:
         raise SuiteError(f"{args.manifest}: {len(data)} train videos, fewer than one batch of {batch}")
@@ -142,8 +142,11 @@ def train(args: argparse.Namespace) -> None:
             sampler.set_epoch(epoch)
         else:
             sampler = RandomSampler(data, generator=torch.Generator().manual_seed(seed * 1000 + epoch))
-        loader = DataLoader(data, batch_size=batch, sampler=sampler, drop_last=True, num_workers=int(cfg["num_workers"]),
-                            persistent_workers=False, pin_memory=device.type == "cuda")
+        workers = int(cfg["num_workers"])
+        # DALI's GPU pipelines cannot live in forked workers (CUDA): spawn them instead.
+        context = "spawn" if workers and cfg["decoder"] == "dali" else None
+        loader = DataLoader(data, batch_size=batch, sampler=sampler, drop_last=True, num_workers=workers,
+                            multiprocessing_context=context, pin_memory=device.type == "cuda")
         bar = tqdm(loader, desc=f"{args.variant}/{args.pretrain} epoch {epoch + 1}/{epochs}", unit="step", disable=rank != 0)
         for i, sample in enumerate(bar):
             step = epoch * steps_per_epoch + i
@@ -225,6 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--manifest", required=True, type=Path)
     parser.add_argument("--root", required=True, type=Path)
     parser.add_argument("--motion-cache", type=Path, default=None)
+    parser.add_argument("--video-dir", type=Path, default=None, help="read <video_id>.mp4 transcodes from here (DALI/NVDEC path)")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args(argv)
