@@ -51,7 +51,8 @@ class FarnebackFlow:
         flows = []
         for a, b in zip(source, target):
             ga, gb = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)
-            flow = cv2.calcOpticalFlowFarneback(ga, gb, None, 0.5, 3, 9, 3, 5, 1.1, 0)
+            # 5 pyramid levels and a 21 px window: displacements of t -> t-5 reach 10+ px
+            flow = cv2.calcOpticalFlowFarneback(ga, gb, None, 0.5, 5, 21, 5, 7, 1.5, 0)
             flows.append(flow.transpose(2, 0, 1))
         return np.stack(flows).astype(np.float32)
 
@@ -86,11 +87,12 @@ class RaftThingsFlow:
 
 
 def raft_flow(model, source: np.ndarray, target: np.ndarray, device: str, num_flow_updates: int) -> np.ndarray:
-    """Run a torchvision RAFT model on uint8 frame pairs; pads to a multiple of 8 as RAFT needs."""
+    """Run a torchvision RAFT model on uint8 frame pairs. Frames are padded (replicating borders)
+    to a multiple of 8 and at least 128 px, the smallest size RAFT's correlation pyramid takes."""
     a = torch.from_numpy(source).permute(0, 3, 1, 2).float().to(device) / 127.5 - 1.0
     b = torch.from_numpy(target).permute(0, 3, 1, 2).float().to(device) / 127.5 - 1.0
     h, w = a.shape[-2:]
-    pad = (0, (-w) % 8, 0, (-h) % 8)
+    pad = (0, max(128, w + (-w) % 8) - w, 0, max(128, h + (-h) % 8) - h)
     a, b = F.pad(a, pad, mode="replicate"), F.pad(b, pad, mode="replicate")
     flow = model(a, b, num_flow_updates=num_flow_updates)[-1]
     return flow[..., :h, :w].cpu().numpy().astype(np.float32)

@@ -44,6 +44,27 @@ def motion_allowed_starts(frame_mean: np.ndarray, spec: ClipSpec, threshold: flo
     return per_clip > threshold
 
 
+def sample_starts(num_frames: int, visual: ClipSpec, motion: ClipSpec, allowed: np.ndarray | None, jitter: bool,
+                  rng: np.random.Generator) -> tuple[list[int], list[int]]:
+    """Starts of (v^q, v^k) and of (m^q, m^k).
+
+    With temporal jitter (MaCLR §3.1) the motion clips are drawn independently of the visual
+    ones, among the starts `allowed` by the motion threshold. Without it (Table 1c "-t. jitter")
+    the pairs [v^q, m^k] and [m^q, v^k] of Eq. (2) are synchronised: each shares one start,
+    drawn where both clips fit and the motion clip passes the threshold.
+    """
+    if jitter:
+        v_starts = [random_start(num_frames, visual, rng) for _ in range(2)]
+        m_starts = [random_start(num_frames, motion, rng, allowed) for _ in range(2)]
+        return v_starts, m_starts
+    both = min(valid_starts(num_frames, visual), valid_starts(num_frames, motion))
+    mask = np.ones(both, dtype=bool) if allowed is None else allowed[:both]
+    if not mask.any():  # only clips that overrun the visual span pass: fall back to any common start
+        mask = np.ones(both, dtype=bool)
+    v_starts = [random_start(num_frames, motion, rng, mask) for _ in range(2)]
+    return v_starts, v_starts[::-1]  # m^q shares v^k's start, m^k shares v^q's
+
+
 class MaCLRPretrainData(Dataset):
     def __init__(self, manifest: pd.DataFrame, root: str | Path, motion_cache: str | Path | None, cfg: dict, seed: int,
                  video_dir: str | Path | None = None):
@@ -99,16 +120,8 @@ class MaCLRPretrainData(Dataset):
             if not allowed.any():
                 sample["threshold_fallback"] = torch.tensor(True)
                 allowed = None
-        if self.cfg["temporal_jitter"] or not self.use_motion or not self.use_visual:
-            v_starts = [random_start(n, self.visual_spec, rng) for _ in range(2)]
-            m_starts = [random_start(n, self.motion_spec, rng, allowed) for _ in range(2)]
-        else:
-            # Synchronised pairs (Table 1c "-t. jitter"): [v^q, m^k] and [m^q, v^k] share a start,
-            # drawn where both clips fit and the motion clip passes the threshold.
-            both = min(valid_starts(n, self.visual_spec), valid_starts(n, self.motion_spec))
-            mask = np.ones(both, dtype=bool) if allowed is None else allowed[:both]
-            starts = [random_start(n, self.motion_spec, rng, mask) for _ in range(2)]
-            v_starts, m_starts = starts, starts[::-1]  # m^q with v^k, m^k with v^q
+        jitter = self.cfg["temporal_jitter"] or not (self.use_motion and self.use_visual)
+        v_starts, m_starts = sample_starts(n, self.visual_spec, self.motion_spec, allowed, jitter, rng)
         if self.use_visual:
             sample["v_q"], sample["v_k"] = (self._visual(row, s, rng) for s in v_starts)
         if self.use_motion:

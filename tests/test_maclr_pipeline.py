@@ -1,0 +1,105 @@
+"""MaCLR's sampling (motion threshold, temporal jitter), its variants as config switches, a
+training step with resume, and the linear protocol's classifier."""
+import numpy as np
+import pytest
+import torch
+
+from core.config import method_config, method_variants
+from datasets.sampling import ClipSpec
+from methods.maclr.data import motion_allowed_starts, sample_starts
+from protocols.linear import fit_linear
+
+VISUAL = ClipSpec(num_frames=4, stride=2, crop_size=8, short_side=8)  # span 7
+MOTION = ClipSpec(num_frames=8, stride=1, crop_size=8, short_side=8)  # span 8
+
+
+def test_motion_threshold_keeps_only_clips_above_gamma():
+    frame_mean = np.zeros(20, dtype=np.float32)
+    frame_mean[10:18] = 0.05  # one strong-motion window of 8 frames
+    allowed = motion_allowed_starts(frame_mean, MOTION, threshold=0.02)
+    assert len(allowed) == 13  # starts 0..12
+    # A clip qualifies when its mean motion exceeds 0.02: at least 4 of its 8 frames in the window.
+    assert np.flatnonzero(allowed).tolist() == [6, 7, 8, 9, 10, 11, 12]
+    assert not motion_allowed_starts(frame_mean, MOTION, threshold=0.1).any()
+
+
+def test_jittered_motion_clips_come_from_allowed_starts():
+    allowed = np.zeros(13, dtype=bool)
+    allowed[[3, 9]] = True
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        _, m_starts = sample_starts(20, VISUAL, MOTION, allowed, jitter=True, rng=rng)
+        assert set(m_starts) <= {3, 9}
+
+
+def test_without_jitter_pairs_are_synchronised():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        (vq, vk), (mq, mk) = sample_starts(20, VISUAL, MOTION, None, jitter=False, rng=rng)
+        assert mk == vq and mq == vk  # Eq. (2)'s pairs [v^q, m^k] and [m^q, v^k]
+
+
+def test_table1_ablations_are_config_switches():
+    assert set(method_variants("maclr")) == {"maclr", "v_only", "m_only", "diff", "flow", "no_tjitter", "no_mthresh", "no_lm"}
+    base = method_config("maclr", "full", "maclr")
+    assert base["temperature"] == 0.1 and base["momentum"] == 0.999 and base["queue_size"] == 65536
+    assert base["motion"]["threshold"] == 0.02 and base["embedding_dim"] == 128
+    assert base["epochs"] == {"k400_mini": 100, "k400": 600}
+    assert method_config("maclr", "full", "v_only")["losses"] == ["v"]
+    assert method_config("maclr", "full", "no_lm")["losses"] == ["v", "mv"]
+    assert method_config("maclr", "full", "no_mthresh")["motion"]["threshold"] == 0.0
+    assert method_config("maclr", "full", "diff")["motion"]["input"] == "diff"
+    assert method_config("maclr", "full", "no_tjitter")["temporal_jitter"] is False
+    smoke = method_config("maclr", "smoke", "maclr")
+    assert smoke["visual"]["backbone"] == "r3d50_slowonly" and smoke["visual"]["width_multiplier"] < 1
+
+
+def test_training_steps_then_resume(tmp_path, monkeypatch):
+    """Two epochs, then a third from last.pt: the resumed run continues the log, not restarts it."""
+    import argparse
+
+    import pandas as pd
+
+    from datasets.fixtures import make_kinetics400
+    from datasets.manifest import build_manifest, entries_for
+    from datasets.motion import build_cache, make_flow_estimator
+    from methods.maclr import pretrain
+
+    root = tmp_path / "Kinetics400"
+    make_kinetics400(root, {"frames": 16, "height": 40, "width": 48, "fps": 10, "num_classes": 2, "train_per_class": 4, "val_per_class": 1}, seed=0)
+    manifest, _ = build_manifest(entries_for("k400", root), root, min_frames=8, verify=False)
+    manifest.to_csv(tmp_path / "k400.csv", index=False)
+    build_cache(manifest, root, "edge", tmp_path / "edge", 40, make_flow_estimator("farneback"))
+
+    def run(epochs):
+        real = pretrain.method_config
+
+        def patched(method, scale, variant=None):
+            cfg = real(method, scale, variant)
+            cfg["epochs"] = {"k400": epochs}
+            cfg["batch_size"] = 4
+            return cfg
+
+        monkeypatch.setattr(pretrain, "method_config", patched)
+        args = argparse.Namespace(variant="maclr", pretrain="k400", scale="smoke", manifest=tmp_path / "k400.csv",
+                                  root=root, motion_cache=tmp_path / "edge", video_dir=None, out=tmp_path / "run", threads=1)
+        pretrain.train(args)
+
+    run(2)
+    first = pd.read_csv(tmp_path / "run" / "log.csv")
+    assert first["epoch"].max() == 1 and np.isfinite(first["loss"]).all()
+    run(3)
+    log = pd.read_csv(tmp_path / "run" / "log.csv")
+    assert log["epoch"].tolist() == first["epoch"].tolist() + [2, 2]
+    assert log["loss"].iloc[: len(first)].tolist() == pytest.approx(first["loss"].tolist())
+    ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert ckpt["input"]["modality"] == "rgb" and ckpt["encoder"]["backbone"] == "r3d50_slowonly"
+    assert (tmp_path / "run" / "curve.png").stat().st_size > 0
+
+
+def test_linear_classifier_separates_separable_features():
+    torch.manual_seed(0)
+    labels = torch.arange(3).repeat(20)
+    features = torch.randn(60, 5) * 0.1 + torch.nn.functional.one_hot(labels, 5).float() * 3
+    layer = fit_linear(features, labels, 3, weight_decay=1e-4, max_iter=50)
+    assert (layer(features).argmax(1) == labels).all()

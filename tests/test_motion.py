@@ -1,0 +1,81 @@
+"""MaCLR's motion inputs: flow edges, frame differences, the t -> t-5 pairing, flow estimators."""
+import numpy as np
+import pytest
+import torch
+
+from core.errors import MissingInputError
+from datasets.motion import FLOW_OFFSET, FarnebackFlow, RaftThingsFlow, compute_motion, flow_edges, flow_to_previous, frame_difference, raft_flow
+
+
+def test_flow_edges_on_a_flow_with_known_edges():
+    """Flow magnitude 0 on the left, 0.5 px on the right: the Sobel gradient is 4 x 0.5 = 2 on
+    the two columns at the step and 0 elsewhere."""
+    flow = np.zeros((1, 2, 6, 8), dtype=np.float32)
+    flow[0, 0, :, 4:] = 0.3
+    flow[0, 1, :, 4:] = 0.4  # |(0.3, 0.4)| = 0.5
+    edges = flow_edges(flow)
+    assert edges.shape == (1, 1, 6, 8)
+    assert np.allclose(edges[0, 0, :, 3:5], 2.0)
+    assert np.allclose(edges[0, 0, :, :3], 0.0) and np.allclose(edges[0, 0, :, 5:], 0.0)
+
+
+def test_flow_edges_are_clamped_to_0_10():
+    flow = np.zeros((1, 2, 5, 5), dtype=np.float32)
+    flow[0, 0, :, 3:] = 100.0
+    edges = flow_edges(flow)
+    assert edges.max() == pytest.approx(10.0) and edges.min() >= 0.0
+
+
+def test_flow_is_taken_from_t_to_t_minus_5():
+    pairs = []
+
+    def recorder(source, target):
+        pairs.extend(zip(source[:, 0, 0, 0].tolist(), target[:, 0, 0, 0].tolist()))
+        return np.zeros((len(source), 2) + source.shape[1:3], dtype=np.float32)
+
+    frames = np.arange(8, dtype=np.uint8)[:, None, None, None].repeat(2, 1).repeat(2, 2).repeat(3, 3)
+    flow_to_previous(frames, recorder)
+    assert FLOW_OFFSET == 5
+    assert pairs == [(t, max(t - 5, 0)) for t in range(8)]
+
+
+def test_frame_difference_of_consecutive_frames():
+    frames = np.zeros((3, 2, 2, 3), dtype=np.uint8)
+    frames[1] = 255
+    diff = frame_difference(frames)
+    assert diff.shape == (3, 3, 2, 2)
+    assert np.allclose(diff[0], 0) and np.allclose(diff[1], 1.0) and np.allclose(diff[2], -1.0)
+
+
+def moving_square(shift: int, frames: int = 8, size: int = 48) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    texture = (rng.uniform(0, 255, (12, 12, 3))).astype(np.uint8)
+    video = np.full((frames, size, size, 3), 90, dtype=np.uint8)
+    for t in range(frames):
+        video[t, 18:30, 4 + shift * t : 16 + shift * t] = texture
+    return video
+
+
+def test_farneback_flow_points_back_to_the_previous_frame():
+    """A square moving right by 1 px per frame: flow from t to t-5 points left by about 5 px."""
+    video = moving_square(shift=1)
+    flow = flow_to_previous(video, FarnebackFlow())
+    u = flow[7, 0, 20:28, 15:19]  # inside the square at t = 7 (columns 11-22)
+    assert np.median(u) == pytest.approx(-5.0, abs=1.0)
+    edge = compute_motion(video, "edge", FarnebackFlow())
+    assert edge.shape == (8, 1, 48, 48) and edge.max() > 1.0
+
+
+def test_raft_without_weights_fails_with_instructions(tmp_path):
+    with pytest.raises(MissingInputError, match="raft_weights"):
+        RaftThingsFlow(weights_path=str(tmp_path / "absent.pth"))
+
+
+def test_raft_runs_on_frames_whose_size_is_not_a_multiple_of_8():
+    from torchvision.models.optical_flow import raft_small
+
+    model = raft_small(weights=None).eval()  # random weights: a shape check of the RAFT wrapper
+    frames = np.random.default_rng(0).integers(0, 255, (2, 36, 44, 3), dtype=np.uint8)
+    with torch.no_grad():
+        flow = raft_flow(model, frames, frames[::-1].copy(), "cpu", num_flow_updates=2)
+    assert flow.shape == (2, 2, 36, 44) and np.isfinite(flow).all()
