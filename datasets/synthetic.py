@@ -65,9 +65,13 @@ def _smooth_texture(rng: np.random.Generator, height: int, width: int, cell: int
     return np.clip(tex + fine, 0, 255)
 
 
-def _trajectory(pattern: MotionPattern, num_frames: int, start: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Object top-left positions (num_frames, 2) as float (y, x)."""
-    t = np.arange(num_frames, dtype=np.float64)[:, None]
+def _trajectory(pattern: MotionPattern, num_frames: int, start: np.ndarray, height: int, width: int,
+                still: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Object top-left positions (num_frames, 2) as float (y, x); the objects hold still during
+    frames [still[0], still[1]) (so motion thresholding has static stretches to skip)."""
+    moving = np.ones(num_frames)
+    moving[still[0] : still[1]] = 0.0
+    t = np.concatenate([[0.0], np.cumsum(moving[1:])])[:, None]
     if pattern.kind == "linear":
         step = pattern.speed * np.array([math.sin(pattern.angle), math.cos(pattern.angle)])
         return start + t * step
@@ -95,16 +99,21 @@ def render_frames(
 ) -> np.ndarray:
     """Frames (num_frames, height, width, 3) uint8 of `num_objects` textured boxes moving by `pattern`.
 
-    Positions wrap around the frame edges, so objects stay in view for any video length.
+    Positions wrap around the frame edges, so objects stay in view for any video length. Each
+    video has one still stretch (a quarter of its frames, at a random place), as real videos have
+    moments without motion.
     """
     rng = np.random.default_rng(seed)
+    still_length = num_frames // 4
+    still_start = int(rng.integers(0, num_frames - still_length + 1))
+    still = (still_start, still_start + still_length)
     background = _smooth_texture(rng, height, width, cell=max(4, min(height, width) // 6))
     size = max(6, min(height, width) // 4)
     objects = []
     for _ in range(num_objects):
         texture = _smooth_texture(rng, size, size, cell=max(2, size // 3))
         start = rng.uniform(0, 1, size=2) * np.array([height, width])
-        objects.append((texture, _trajectory(pattern, num_frames, start, height, width)))
+        objects.append((texture, _trajectory(pattern, num_frames, start, height, width, still)))
     frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
     rows = np.arange(size)
     for i in range(num_frames):

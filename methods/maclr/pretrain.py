@@ -62,9 +62,13 @@ def loss_terms(cfg: dict, q: dict, k: dict, video_index: torch.Tensor, queues: d
     if "m" in enabled:
         terms["m"] = info_nce(q["motion"], k["motion"], *neg["motion"][:1], tau, neg["motion"][1])
     if "mv" in enabled:
+        # Eq. (2) as printed contrasts a visual query with visual negatives v^n (and a motion query
+        # with m^n); `mv_negatives: key_modality` draws them from the key's modality instead (as
+        # cross-modal methods such as CMC do), to test whether the printed form matters.
+        swap = cfg.get("mv_negatives", "query_modality") == "key_modality"
+        for_visual, for_motion = (neg["motion"], neg["visual"]) if swap else (neg["visual"], neg["motion"])
         terms["mv"] = motion_visual_loss(
-            q["visual"], k["visual"], q["motion"], k["motion"], neg["visual"][0], neg["motion"][0], tau,
-            neg["visual"][1], neg["motion"][1],
+            q["visual"], k["visual"], q["motion"], k["motion"], for_visual[0], for_motion[0], tau, for_visual[1], for_motion[1],
         )
     return terms
 

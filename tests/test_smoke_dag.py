@@ -1,0 +1,63 @@
+"""The whole DAG at smoke scale: `snakemake tables/maclr_table1.md` from fixture generation to the
+rendered table, then a regression check of its reproduced numbers.
+
+Smoke numbers test the pipeline, not the paper. The regression tolerance is one test video of
+the smallest evaluation set (a single prediction flipped by CPU float noise), so a change that
+moves results by more than that is seen."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLE = ROOT / "tables" / "maclr_table1.csv"
+
+
+@pytest.fixture(scope="module")
+def smoke_table():
+    subprocess.run(
+        [sys.executable, "-m", "snakemake", "tables/maclr_table1.md", "--cores", "2", "--config", "scale=smoke", "--quiet", "rules"],
+        cwd=ROOT, check=True,
+    )
+    return pd.read_csv(TABLE)
+
+
+@pytest.mark.smoke
+def test_every_table1_cell_has_a_reproduced_smoke_value(smoke_table):
+    values = smoke_table[smoke_table["part"].isin(["a", "b", "c"])]
+    assert len(values) == 24  # 12 rows x (UCF, HMDB)
+    assert values["reproduced"].notna().all()
+    assert (values["status"] == "smoke").all()
+    assert (values["scale"] == "smoke").all()
+
+
+@pytest.mark.smoke
+def test_reproduced_values_come_from_the_runs_metrics(smoke_table):
+    """Every reproduced cell equals the top-1 of the metrics file of its run; repeated rows (1b Edge,
+    1c MaCLR and 1a MaCLR K400-mini) read the same file."""
+    runs = {
+        ("a", "maclr_k400mini"): "maclr/k400_mini", ("b", "edge"): "maclr/k400_mini", ("c", "maclr"): "maclr/k400_mini",
+    }
+    for (part, row), run in runs.items():
+        for column, evaldata in (("UCF", "ucf101_split1"), ("HMDB", "hmdb51_split1")):
+            metrics = json.loads((ROOT / f"results/smoke/eval/maclr/{run}/linear/{evaldata}.json").read_text())
+            cell = smoke_table[(smoke_table["part"] == part) & (smoke_table["row"] == row) & (smoke_table["column"] == column)]
+            assert len(cell) == 1, (part, row, column)
+            assert cell["reproduced"].iloc[0] == pytest.approx(metrics["top1"], abs=0.01)
+
+
+@pytest.mark.smoke
+def test_smoke_table_regression(smoke_table, num_regression):
+    values = smoke_table[smoke_table["part"].isin(["a", "b", "c"])].sort_values(["part", "row", "column"])
+    smallest_test_set = min(
+        json.loads(p.read_text())["num_test_videos"] for p in (ROOT / "results/smoke/eval").rglob("*.json")
+    )
+    one_video = 100.0 / smallest_test_set
+    keys = [f"{p}_{r}_{c}" for p, r, c in zip(values["part"], values["row"], values["column"])]
+    num_regression.check(
+        {key: [value] for key, value in zip(keys, values["reproduced"].astype(float))},
+        default_tolerance={"atol": one_video + 1e-6, "rtol": 0},
+    )
