@@ -149,6 +149,9 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int) -> None:
             stream = container.add_stream(codec, rate=fps)
             stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
             stream.options = dict(options)
+            # One encoder thread: multi-threaded x264 output varies from run to run, and fixture
+            # data must be byte-identical for smoke results to be reproducible.
+            stream.codec_context.thread_count = 1
             for frame in frames:
                 for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                     container.mux(packet)
