@@ -130,7 +130,7 @@ def render_frames(
 CONTAINER_CODECS = {
     # container suffix -> (PyAV codec, pixel format, options)
     ".avi": ("mpeg4", "yuv420p", {"qscale": "2"}),  # MPEG-4 Part 2, as UCF101 / HMDB51 ship
-    ".mp4": ("libx264", "yuv420p", {"crf": "12", "preset": "veryfast"}),  # H.264, as Kinetics ships
+    ".mp4": ("libx264", "yuv420p", {"crf": "12", "preset": "veryfast", "x264-params": "threads=1:lookahead-threads=1"}),  # H.264, as Kinetics ships
 }
 
 
