@@ -20,13 +20,16 @@ import pandas as pd
 
 from core import io
 from core.errors import SuiteError
-from tables.runs import COMPUTE_CSV, ROOT, cell_runs, read_compute_csv
+from tables.runs import COMPUTE_CSV, ROOT, cell_runs, compute_value, read_compute_csv
 from tables.schema import Spec, derived_value, load_spec
 
 FULL_SCALE = "full"
 # Fields of a metrics JSON that say how a run was made; shown in the header when present.
 PROVENANCE_FIELDS = ("flow_estimator", "motion_estimator", "motion", "decoder", "git_commit", "run_id",
                      "checkpoint", "views")
+# Compute counts are of the papers' full-size networks at the papers' inputs at every scale, so a
+# compute cell carries the verdict of results/compute/compute.csv (tables/compute.py's tolerance).
+COMPUTE_VERDICTS = {"match": "match", "mismatch": "differs"}
 CSV_COLUMNS = ["table", "part", "row", "column", "paper", "legibility", "reproduced", "delta", "status", "scale"]
 
 
@@ -88,6 +91,7 @@ def render_cells(spec: Spec, scale: str, results: str, root: Path = ROOT) -> tup
     out: list[RenderedCell] = []
     for part in spec.parts:
         reproduced_by_row: dict[str, dict[str, float | None]] = {}
+        compute_status: dict[tuple[str, str], str] = {}
         for row in part.rows:
             for col in part.value_columns:
                 cell = row.cells[col.name]
@@ -103,9 +107,9 @@ def render_cells(spec: Spec, scale: str, results: str, root: Path = ROOT) -> tup
                                 provenance.append({"file": run.path, **{k: data[k] for k in PROVENANCE_FIELDS if k in data}})
                     elif run.compute_key in compute:
                         entry = compute[run.compute_key]
-                        field = run.metric if run.metric in entry else "value"
-                        if entry.get(field) not in (None, ""):
-                            value = float(entry[field])
+                        value = compute_value(entry, run.metric, run.compute_key)
+                        if value is not None and entry.get("verdict") in COMPUTE_VERDICTS:
+                            compute_status[(row.id, col.name)] = COMPUTE_VERDICTS[entry["verdict"]]
                 reproduced_by_row.setdefault(row.id, {})[col.name] = value
         for row in part.rows:
             for col in part.value_columns:
@@ -117,7 +121,8 @@ def render_cells(spec: Spec, scale: str, results: str, root: Path = ROOT) -> tup
                     value = derived_value(part, row, col.name, {r: v.get(col.name) for r, v in reproduced_by_row.items()})
                 elif kind == "quoted" and run is not None:
                     kind = "reproduce"  # a quoted row whose compute cell this suite counts
-                status = status_of(kind, value, cell.value, scale, spec.tolerance)
+                status = compute_status.get((row.id, col.name)) or status_of(kind, value, cell.value, scale,
+                                                                            spec.tolerance)
                 delta = None if value is None or cell.value is None else value - cell.value
                 out.append(RenderedCell(part.id, row.id, col.name, cell.value, cell.legibility, value, delta,
                                         status, _cell_text(cell.value, cell.legibility, value, delta, status)))
@@ -159,7 +164,9 @@ def markdown(spec: Spec, cells: list[RenderedCell], provenance: list[dict], scal
     lines += ["", "Each cell: `paper / reproduced (Δ reproduced − paper, status)`. Status: `match` / `differs` "
               "(full scale, within / beyond tolerance), `smoke` (a smoke-scale run, not compared), `not run` "
               "(no run of this suite produced it), `quoted` (another paper's result, not reproduced), `derived` "
-              "(the table's own Δ row, computed from reproduced rows). Paper marks: `†` reconstructed from the "
+              "(the table's own Δ row, computed from reproduced rows). Compute cells (#params, FLOPs) are counted "
+              "on the paper's full-size network and input at every scale, and their status is the verdict of "
+              f"`{COMPUTE_CSV}` (see tables/compute.md). Paper marks: `†` reconstructed from the "
               "paper's prose (see the spec), `illegible` (garbled in print), `–` not reported.", ""]
     for part in spec.parts:
         if part.id or part.caption:
@@ -226,11 +233,15 @@ def render(spec_path, scale, results, md=None, csv=None, png=None, root: Path = 
     cells, provenance = render_cells(spec, scale, results, root)
     date = date or datetime.date.today().isoformat()
     not_run: dict[str, int] = {}
+    compute = read_compute_csv(root / COMPUTE_CSV)
     for run in cell_runs(spec, scale, results, root):
         if not run.runnable:
             not_run[run.reason] = not_run.get(run.reason, 0) + 1
         elif run.path and not (root / run.path).exists():
             not_run["metrics file absent"] = not_run.get("metrics file absent", 0) + 1
+        elif run.path is None and run.compute_key not in compute:
+            reason = f"{run.column}: not counted (no key {run.compute_key} in {COMPUTE_CSV})"
+            not_run[reason] = not_run.get(reason, 0) + 1
     if md:
         io.write_text(md, markdown(spec, cells, provenance, scale, date, not_run))
     if csv:

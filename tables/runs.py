@@ -122,6 +122,30 @@ def has_compute_cells(spec: Spec) -> bool:
     return False
 
 
+def compute_value(entry: dict[str, str], metric: str, key: str = "") -> float | None:
+    """The counted number of one compute.csv row for a cell of metric `metric`, or None when empty.
+
+    Accepts the three layouts of compute.csv: a column named after the metric (`gflops`,
+    `mparams`, ...), a single `value` column, or `tables/compute.py`'s long form
+    (`quantity`, `counted_value`), whose `quantity` must then be the cell's metric: a key that
+    points at another quantity (#params for a FLOPs cell) is an error, never a number.
+    """
+    from tables.schema import SpecError
+    if metric in entry:
+        raw = entry[metric]
+    elif "value" in entry:
+        raw = entry["value"]
+    elif "counted_value" in entry:
+        quantity = entry.get("quantity")
+        if quantity not in (None, "", metric):
+            raise SpecError(f"{COMPUTE_CSV}: key {key!r} counts {quantity}, the cell's metric is {metric}")
+        raw = entry["counted_value"]
+    else:
+        raise SpecError(f"{COMPUTE_CSV}: key {key!r} has no column {metric!r}, 'value' or 'counted_value' "
+                        f"(columns: {', '.join(entry)})")
+    return None if raw in (None, "") else float(raw)
+
+
 def read_compute_csv(path: str | Path) -> dict[str, dict[str, str]]:
     """compute.csv as key -> row; {} when absent."""
     path = Path(path)

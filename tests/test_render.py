@@ -121,3 +121,84 @@ def test_missing_metric_key_is_named(setup, tmp_path, capsys):
 def test_missing_spec_is_a_usage_error(tmp_path):
     with pytest.raises(SystemExit):
         main(["--spec", str(tmp_path / "nope.yaml"), "--scale", "smoke"])
+
+
+COMPUTE_SPEC = {
+    "paper": "mcl", "table": "table99", "title": "Tiny compute", "source": "x.txt", "tolerance": 1.0,
+    "parts": [{
+        "id": "", "label_columns": ["method"],
+        "value_columns": [{"name": "#Param.", "metric": "mparams", "protocol": "compute"},
+                          {"name": "FLOPs", "metric": "gflops", "protocol": "compute"},
+                          {"name": "Top-1", "metric": "top1", "eval": "ucf101_split1"}],
+        "rows": [
+            {"id": "prp", "labels": {"method": "PRP [51]"}, "quoted": "[51] PRP",
+             "cells": {"#Param.": {"value": 14.4, "legibility": "clear", "compute_key": "mcl_table3/prp/mparams"},
+                       "FLOPs": {"value": 21.5, "legibility": "clear", "compute_key": "mcl_table3/prp/gflops"},
+                       "Top-1": 32.1}},
+            {"id": "ccl", "labels": {"method": "CCL [17]"}, "quoted": "[17] CCL",
+             "cells": {"#Param.": 12.1, "FLOPs": 16.4, "Top-1": 52.1}},
+            {"id": "ours", "labels": {"method": "Ours"},
+             "cells": {"#Param.": {"value": 7.9, "legibility": "clear", "compute_key": "mcl_table3/ours/mparams"},
+                       "FLOPs": 18.4, "Top-1": 79.9},
+             "reproduce": {"method": "maclr", "variant": "maclr", "pretrain": "k400_mini",
+                           "backbone": "s3d", "input": "16x224x224", "protocol": "linear"}},
+        ],
+    }],
+}
+COMPUTE_CSV_TEXT = (
+    "key,quantity,paper_value,counted_value,verdict\n"
+    "mcl_table3/prp/mparams,mparams,14.4,12.487,mismatch\n"
+    "mcl_table3/prp/gflops,gflops,21.5,21.4,match\n"
+    "mcl_table3/ours/mparams,mparams,7.9,7.91,match\n")
+
+
+@pytest.fixture
+def compute_setup(tmp_path, monkeypatch):
+    spec_path = tmp_path / "mcl_table99.yaml"
+    spec_path.write_text(yaml.safe_dump(COMPUTE_SPEC, allow_unicode=True))
+    monkeypatch.setattr(runs, "method_variants", lambda m: ["maclr"] if m == "maclr" else [])
+    monkeypatch.setattr(runs, "dataset_ids", lambda: {"k400_mini", "ucf101_split1"})
+    monkeypatch.setattr(runs, "implemented_protocols", lambda: {"linear"})
+    return spec_path, tmp_path / "results" / "smoke"
+
+
+def _write_compute(tmp_path, text):
+    path = tmp_path / runs.COMPUTE_CSV
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_compute_cells_read_their_key_from_compute_csv(compute_setup, tmp_path):
+    spec_path, results = compute_setup
+    _write_compute(tmp_path, COMPUTE_CSV_TEXT)
+    cells = _cells(spec_path, "smoke", results, tmp_path)
+    assert cells[("prp", "#Param.")].reproduced == pytest.approx(12.487)
+    assert cells[("prp", "#Param.")].status == "differs"        # compute.csv's verdict, at any scale
+    assert cells[("prp", "FLOPs")].reproduced == pytest.approx(21.4)
+    assert cells[("prp", "FLOPs")].status == "match"
+    assert cells[("ours", "#Param.")].reproduced == pytest.approx(7.91)
+    # no key: a quoted row stays quoted, a reproduced row's default key is absent -> not run
+    assert cells[("ccl", "FLOPs")].status == "quoted" and cells[("ccl", "FLOPs")].reproduced is None
+    assert cells[("ours", "FLOPs")].status == "not run" and cells[("ours", "FLOPs")].reproduced is None
+    assert cells[("prp", "Top-1")].status == "quoted"
+    md = (tmp_path / "t.md").read_text()
+    assert "14.4 / 12.49 (Δ -1.9, differs)" in md
+    assert "no key mcl_table99//ours/FLOPs" in md
+
+
+def test_compute_cells_without_compute_csv_are_not_run(compute_setup, tmp_path):
+    spec_path, results = compute_setup
+    cells = _cells(spec_path, "smoke", results, tmp_path)
+    assert all(cells[(r, c)].reproduced is None for r in ("prp", "ours") for c in ("#Param.", "FLOPs"))
+    assert cells[("prp", "FLOPs")].status == "not run"
+    assert f"no {runs.COMPUTE_CSV}" in (tmp_path / "t.md").read_text()
+
+
+def test_compute_key_of_another_quantity_is_an_error(compute_setup, tmp_path, capsys, monkeypatch):
+    spec_path, results = compute_setup
+    monkeypatch.chdir(tmp_path)  # main() reads results/compute/compute.csv under the working directory
+    _write_compute(tmp_path, COMPUTE_CSV_TEXT.replace("mcl_table3/prp/gflops,gflops", "mcl_table3/prp/gflops,mparams"))
+    rc = main(["--spec", str(spec_path), "--scale", "smoke", "--results", str(results), "--md", str(tmp_path / "t.md")])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "mcl_table3/prp/gflops" in err and "gflops" in err

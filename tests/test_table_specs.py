@@ -112,3 +112,45 @@ def test_reconstruction_must_match_its_derivation(tmp_path):
         " quote: q, derivation: '78.1 - 3.5'}}}\n")
     with pytest.raises(Exception, match="derivation"):
         load_spec(bad)
+
+
+def _claim_rows():
+    import yaml
+    data = yaml.safe_load((ROOT / "tables" / "compute_claims.yaml").read_text())
+    return {c["key"]: c for c in data["claims"]}
+
+
+def _label_in(label: str, row: str) -> bool:
+    """A spec row's printed method label (citation dropped, spacing normalised) within a claim's row."""
+    norm = lambda t: re.sub(r"\s+([,:])", r"\1", re.sub(r"\[[^\]]*\]", "", t)).strip()
+    return norm(label) in norm(row)
+
+
+@pytest.mark.parametrize("path", SPECS, ids=_ids(SPECS))
+def test_compute_keys_name_a_counted_claim_of_the_same_row_and_quantity(path):
+    """Every compute_key is the key of a claim in tables/compute_claims.yaml of the same table, same
+    quantity as the column's metric, whose row names the spec row; every claim of the table is used."""
+    spec = load_spec(path)
+    claims = _claim_rows()
+    wrong, used = [], set()
+    for part, row, col, cell in spec.cells():
+        if not cell.compute_key:
+            continue
+        where = f"{part.id}/{row.id}/{col.name}"
+        claim = claims.get(cell.compute_key)
+        if claim is None:
+            wrong.append(f"{where}: {cell.compute_key} is no key of tables/compute_claims.yaml")
+            continue
+        used.add(cell.compute_key)
+        if f"{claim['paper']}_{claim['table']}" != spec.key:
+            wrong.append(f"{where}: {cell.compute_key} is a claim of {claim['paper']}_{claim['table']}")
+        if claim["quantity"] != col.metric:
+            wrong.append(f"{where}: {cell.compute_key} counts {claim['quantity']}, the column is {col.metric}")
+        if not _label_in(row.labels[part.label_columns[0]], claim["row"]):
+            wrong.append(f"{where}: row {row.labels[part.label_columns[0]]!r} not in claim row {claim['row']!r}")
+        network = row.labels.get("network")
+        if network and network not in claim["row"]:
+            wrong.append(f"{where}: network {network!r} not in claim row {claim['row']!r}")
+    unused = sorted(k for k, c in claims.items() if f"{c['paper']}_{c['table']}" == spec.key and k not in used)
+    assert not wrong, "\n".join(wrong)
+    assert not unused, f"{path.name}: compute claims no cell points at: {unused}"
