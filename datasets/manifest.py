@@ -8,6 +8,11 @@ Policy for bad input (documented in the README):
   the manifest and written, with the reason, to `<dataset>.quarantine.csv`; the log names each;
 - `strict: true` in the scale profile turns any quarantined video into an error instead.
 
+One code path for every dataset: UCF101, HMDB51 and Kinetics-400 are parsed by `datasets.official`,
+SSv2, SSv1, Diving48, VidSitu and AVA by `datasets.parsers.PARSERS` (SSv1's frame folders probed by
+`datasets.parsers.FRAME_FOLDER_BUILDERS`); AVA's evaluated boxes are a separate step
+(`python -m datasets.parsers.prepare`).
+
     python -m datasets.manifest --dataset ucf101_split1 --root DIR --scale smoke --out M.csv --quarantine Q.csv
 """
 from __future__ import annotations
@@ -44,13 +49,28 @@ def probe(path: Path, verify: bool) -> dict:
 
 
 def entries_for(dataset: str, root: Path) -> list[Entry]:
+    """The annotated videos of `dataset` under `root`: UCF101, HMDB51 and Kinetics-400 by
+    `datasets.official`, every other dataset by its parser in `datasets.parsers.PARSERS`."""
     if dataset.startswith("ucf101_split"):
         return parse_ucf101(root, int(dataset.removeprefix("ucf101_split")))
     if dataset.startswith("hmdb51_split"):
         return parse_hmdb51(root, int(dataset.removeprefix("hmdb51_split")))
     if dataset == "k400":
         return parse_kinetics400(root)
-    raise SuiteError(f"no official-layout parser for dataset {dataset!r}")
+    from datasets.parsers import PARSERS
+    if dataset in PARSERS:
+        return PARSERS[dataset](root)
+    raise SuiteError(f"no official-layout parser for dataset {dataset!r} (parsers: ucf101_split<k>, "
+                     f"hmdb51_split<k>, k400, {', '.join(sorted(PARSERS))})")
+
+
+def probe_entries(dataset: str, entries: list[Entry], root: Path, min_frames: int,
+                  verify: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`build_manifest`, or the frame-folder builder of a dataset stored as JPEG folders (SSv1)."""
+    from datasets.parsers import FRAME_FOLDER_BUILDERS
+    if dataset in FRAME_FOLDER_BUILDERS:
+        return FRAME_FOLDER_BUILDERS[dataset](entries, root, min_frames)
+    return build_manifest(entries, root, min_frames, verify)
 
 
 def build_manifest(entries: list[Entry], root: Path, min_frames: int, verify: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -77,7 +97,7 @@ def build_manifest(entries: list[Entry], root: Path, min_frames: int, verify: bo
 def prepare(dataset: str, root: Path, profile: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     prep = profile["preparation"]
     entries = entries_for(dataset, root)
-    manifest, quarantine = build_manifest(entries, root, int(prep["min_frames"]), bool(prep["verify_decode"]))
+    manifest, quarantine = probe_entries(dataset, entries, root, int(prep["min_frames"]), bool(prep["verify_decode"]))
     for row in quarantine.itertuples():
         print(f"[{dataset}] quarantined {row.path}: {row.reason}", file=sys.stderr)
     if len(quarantine) and prep.get("strict"):

@@ -1,10 +1,9 @@
 # Preparation of SSv2, SSv1, Diving48, VidSitu, AVA v2.2 (datasets/parsers/), Kinetics-400 val and
-# the UCF101 low-shot subsets (datasets/lowshot.py) into manifests, with the same writer, columns
-# and quarantine policy as datasets/rules.smk. Fixtures (smoke) come from datasets/fixtures_extra.py.
+# the UCF101 low-shot subsets (datasets/lowshot.py): the manifests of the parsed datasets come from
+# rule `manifest` of datasets/rules.smk (one code path); AVA's boxes, K400 val and low-shot here.
+# Fixtures (smoke) come from datasets/fixtures_extra.py.
 # Included by the Snakefile; dataset_root() and dataset_source() are defined in rules.smk.
 import sys as _sys
-
-from datasets.parsers import PARSERS as _PARSERS
 
 _EXTRA_PY = f"PYTHONPATH={workflow.basedir} {_sys.executable}"
 _EXTRA_FIXTURES = {"SomethingSomethingV2": "ssv2", "SomethingSomethingV1": "ssv1", "Diving48": "diving48",
@@ -25,21 +24,23 @@ rule fixture_extra:
         "--scale {SCALE} --done {output} 2> {log}"
 
 
-rule manifest_extra:
+# Their manifests come from rule `manifest` (datasets/rules.smk): `datasets.manifest.entries_for`
+# falls back to datasets.parsers.PARSERS. AVA's evaluated boxes are one more step.
+rule ava_boxes:
     input:
-        lambda w: dataset_source(w.dataset),
-    output:
+        source=lambda w: dataset_source(w.dataset),
         manifest=f"{RESULTS}/manifests/{{dataset}}.csv",
-        quarantine=f"{RESULTS}/manifests/{{dataset}}.quarantine.csv",
+    output:
+        f"{RESULTS}/manifests/{{dataset}}.boxes.csv",
     wildcard_constraints:
-        dataset="|".join(_PARSERS),
+        dataset="ava_train|ava_val",
     params:
         root=lambda w: dataset_root(w.dataset),
     log:
-        f"{RESULTS}/logs/manifest_{{dataset}}.log",
+        f"{RESULTS}/logs/boxes_{{dataset}}.log",
     shell:
-        "{_EXTRA_PY} -m datasets.parsers.prepare --dataset {wildcards.dataset} --root {params.root} --scale {SCALE} "
-        "--out {output.manifest} --quarantine {output.quarantine} 2> {log}"
+        "{_EXTRA_PY} -m datasets.parsers.prepare --dataset {wildcards.dataset} --root {params.root} "
+        "--manifest {input.manifest} --out {output} 2> {log}"
 
 
 rule k400_val:
@@ -73,7 +74,6 @@ rule lowshot_all:
         expand(f"{RESULTS}/manifests/ucf101_lowshot_{{pct}}.csv", pct=[1, 5, 20, 40, 60, 80, 100]),
 
 
-ruleorder: manifest_extra > manifest
 ruleorder: k400_val > manifest
 ruleorder: ucf101_lowshot > manifest
 ruleorder: fixture_extra > fixture

@@ -8,7 +8,7 @@ from core.errors import AnnotationError, MissingInputError, SuiteError
 from datasets import fixtures_extra as fx
 from datasets.parsers import PARSERS
 from datasets.parsers import ava
-from datasets.parsers.prepare import prepare
+from datasets.manifest import entries_for, prepare
 
 REAL_AVA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ava-format"
 PROFILE = {"preparation": {"min_frames": 24, "verify_decode": True, "strict": False}}
@@ -65,6 +65,36 @@ def test_vidsitu_one_row_per_event_with_majority_verb(roots):
     anns = json.loads((roots / "vidsitu" / "vidsitu_annotations" / "vseg_ann_files" / "vsann_valid_lb.json").read_text())
     # Ev5 was annotated (x, verb0, x) by three annotators: the majority verb is x
     assert val[val["video_id"].str.endswith("_Ev5")]["label_name"].iloc[0] == anns[0]["Ev5"]["VerbID"]
+
+
+@pytest.mark.parametrize("key", sorted(DATASETS))
+def test_manifest_entries_fall_back_to_the_extra_parsers(roots, key):
+    """datasets.manifest parses every dataset: the extra ones through datasets.parsers.PARSERS."""
+    dataset = DATASETS[key]
+    assert entries_for(dataset, roots / key) == PARSERS[dataset](roots / key)
+
+
+def test_unknown_dataset_names_the_known_parsers(tmp_path):
+    with pytest.raises(SuiteError, match="no official-layout parser for dataset 'nope'.*diving48"):
+        entries_for("nope", tmp_path)
+
+
+def test_manifest_cli_then_ava_boxes_step(roots, tmp_path, monkeypatch):
+    """`python -m datasets.manifest` writes AVA's manifest; `datasets.parsers.prepare` its boxes."""
+    import pandas as pd
+
+    from datasets import manifest as manifest_cli
+    from datasets.parsers import prepare as boxes_cli
+
+    monkeypatch.setattr(manifest_cli, "load_scale", lambda scale: PROFILE)
+    out, q, boxes = tmp_path / "ava_train.csv", tmp_path / "ava_train.quarantine.csv", tmp_path / "ava_train.boxes.csv"
+    manifest_cli.main(["--dataset", "ava_train", "--root", str(roots / "ava"), "--out", str(out), "--quarantine", str(q)])
+    m = pd.read_csv(out, dtype={"video_id": str})
+    assert set(pd.read_csv(q, dtype={"video_id": str})["video_id"]) == set(fx.BAD["ava"])
+    boxes_cli.main(["--dataset", "ava_train", "--root", str(roots / "ava"), "--manifest", str(out), "--out", str(boxes)])
+    b = pd.read_csv(boxes, dtype={"video_id": str})
+    assert len(b) and set(b["video_id"]) <= set(m["video_id"])
+    assert b["action_id"].isin(ava.AVA_60_CLASS_IDS).all() and (b["frame"] >= 0).all()
 
 
 def test_ava_fixture_boxes_exclusions_and_60_classes(roots):
