@@ -263,7 +263,7 @@ def extract_video(path: str | os.PathLike, out: str | os.PathLike, grid: int = G
 
 
 def main(argv: list[str] | None = None) -> int:
-    from datasets.mcl_motion import run_extraction
+    from datasets.motion_cache import run_extraction
 
     parser = argparse.ArgumentParser(description="Cache CMD's I-frames and motion vectors (Sec. 2.2) for every video of a manifest.")
     parser.add_argument("--manifest", required=True, help="manifest CSV; its paths are relative to --root")

@@ -5,7 +5,8 @@ Paper: Li et al., "Motion-Focused Contrastive Learning of Video Representations"
 paper omits are taken from its public code, YihengZhang-CV/MCL-Motion-Focused-Contrastive-Learning
 ("official code" below), or are our choice; each is said where it is used.
 
-Per-video cache (`extract_video`, run by `python -m datasets.mcl_motion`, rule `mcl_motion` in
+Per-video cache (`extract_video`, run by `python -m datasets.mcl_motion` through
+`datasets.motion_cache.run_extraction`, rule `mcl_motion` in
 datasets/motion_inputs.smk): `results/<scale>/motion/tvl1/<dataset>/<video_id>.npz` holding
 - `motion`   (N, H, W) float16: the ST-motion of the whole video, one Eq. (1) map per frame;
 - `t_motion` (N,) float32: its T-motion (Eq. 2), used by temporal sampling;
@@ -297,66 +298,9 @@ def extract_video(path: str | os.PathLike, out: str | os.PathLike, short_side: i
             "seconds": time.perf_counter() - started}
 
 
-def run_extraction(kind: str, manifest: str | os.PathLike, root: str | os.PathLike, out_dir: str | os.PathLike,
-                   summary: str | os.PathLike, extract, limit: int = 0, strict: bool = False) -> int:
-    """Cache one motion input per manifest video as `<out_dir>/<video_id>.npz`; write `summary` JSON.
-
-    Shared by the motion extractors (this module, datasets.compressed). `extract(src, dst)`
-    writes one cache file atomically and returns its stats ({"frames": ..., "seconds": ...}).
-    Resumable: a video whose cache file exists is skipped, so a crash loses at most the video in
-    progress. A video that fails (VideoDecodeError, ValueError) is not cached; it is named on
-    stderr, in the summary and in `<summary>.quarantine.csv` (video_id,path,reason); with `strict` the
-    run then exits with status 1. OpenCV runs single-threaded so that the throughput in the
-    summary is per CPU core.
-    """
-    import cv2
-    import pandas as pd
-    from tqdm import tqdm
-
-    from core.io import write_csv, write_json
-
-    cv2.setNumThreads(1)
-    rows = pd.read_csv(manifest, dtype={"video_id": str, "path": str})
-    missing = {"video_id", "path"} - set(rows.columns)
-    if missing:
-        raise SystemExit(f"{manifest}: manifest lacks column(s) {sorted(missing)}")
-    if limit:
-        rows = rows.head(limit)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    done, skipped, failed, frames, seconds = 0, 0, [], 0, 0.0
-    for row in tqdm(rows.itertuples(index=False), total=len(rows), desc=f"{kind} motion", unit="video"):
-        dst = out_dir / f"{row.video_id}.npz"
-        if dst.exists():
-            skipped += 1
-            continue
-        src = Path(root) / row.path
-        try:
-            stats = extract(src, dst)
-        except (VideoDecodeError, ValueError) as e:
-            print(f"[{kind}] {row.video_id}: {e}", file=sys.stderr)
-            failed.append({"video_id": row.video_id, "path": row.path, "reason": str(e)})
-            continue
-        done += 1
-        frames += stats["frames"]
-        seconds += stats["seconds"]
-    summary = Path(summary)
-    write_csv(summary.with_suffix(".quarantine.csv"), pd.DataFrame(failed, columns=["video_id", "path", "reason"]))
-    write_json(summary, {
-        "kind": kind,
-        "manifest": str(manifest),
-        "videos": int(len(rows)),
-        "extracted": done,
-        "skipped_existing": skipped,
-        "failed": failed,
-        "frames_extracted": frames,
-        "seconds": round(seconds, 3),
-        "fps_per_core": round(frames / seconds, 2) if seconds else None,
-    })
-    return 1 if (strict and failed) else 0
-
-
 def main(argv: list[str] | None = None) -> int:
+    from datasets.motion_cache import run_extraction
+
     parser = argparse.ArgumentParser(description="Cache MCL's TV-L1 motion maps (Sec. 3.1) for every video of a manifest.")
     parser.add_argument("--manifest", required=True, help="manifest CSV (results/<scale>/manifests/<dataset>.csv)")
     parser.add_argument("--root", required=True, help="dataset root the manifest's paths are relative to")

@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from core.config import load_scale
 from core.errors import MissingInputError, SuiteError
@@ -151,7 +150,8 @@ def compute_motion(frames: np.ndarray, kind: str, estimator=None) -> np.ndarray:
 
 
 def motion_cache_path(cache_dir: str | Path, video_id: str) -> Path:
-    return Path(cache_dir) / f"{video_id}.npz"
+    from datasets.motion_cache import cache_path
+    return cache_path(cache_dir, video_id)
 
 
 def load_motion(cache_dir: str | Path, video_id: str) -> tuple[np.ndarray, np.ndarray]:
@@ -164,25 +164,29 @@ def load_motion(cache_dir: str | Path, video_id: str) -> tuple[np.ndarray, np.nd
 
 
 def build_cache(manifest: pd.DataFrame, root: Path, kind: str, cache_dir: Path, short_side: int, estimator) -> dict:
-    """Compute and cache the motion of every manifest video; videos already cached are kept."""
-    from datasets.decode import decode_all, resize_short_side
+    """Compute and cache the motion of every manifest video; videos already cached are kept.
 
-    todo = [row for row in manifest.itertuples() if not motion_cache_path(cache_dir, row.video_id).exists()]
-    frames_done, start = 0, time.perf_counter()
-    for row in tqdm(todo, desc=f"{kind} motion", unit="video"):
-        frames = torch.from_numpy(np.array(decode_all(root / row.path))).permute(0, 3, 1, 2)
+    The loop is `datasets.motion_cache.extract_each` (tqdm, resume); a video that cannot be
+    decoded stops the run (the manifest has already quarantined undecodable videos)."""
+    from datasets.decode import decode_all, resize_short_side
+    from datasets.motion_cache import extract_each
+
+    def extract(src: Path, dst: Path) -> dict:
+        started = time.perf_counter()
+        frames = torch.from_numpy(np.array(decode_all(src))).permute(0, 3, 1, 2)
         frames = resize_short_side(frames, short_side).permute(0, 2, 3, 1).numpy()
         motion = compute_motion(frames, kind, estimator)
         frame_mean = np.abs(motion).mean(axis=(1, 2, 3)).astype(np.float32)
-        save_npz(motion_cache_path(cache_dir, row.video_id), motion=motion.astype(np.float16), frame_mean=frame_mean)
-        frames_done += len(frames)
-    seconds = time.perf_counter() - start
+        save_npz(dst, motion=motion.astype(np.float16), frame_mean=frame_mean)
+        return {"frames": len(frames), "seconds": time.perf_counter() - started}
+
+    stats = extract_each(manifest, root, cache_dir, extract, kind, catch=())
     return {
         "kind": kind,
         "videos": len(manifest),
-        "computed_now": len(todo),
-        "reused": len(manifest) - len(todo),
-        "frames_per_second": frames_done / seconds if seconds > 0 and frames_done else None,
+        "computed_now": stats.extracted,
+        "reused": stats.skipped_existing,
+        "frames_per_second": stats.frames / stats.seconds if stats.seconds > 0 and stats.frames else None,
         "flow_estimator": getattr(estimator, "name", None),
         "short_side": short_side,
     }

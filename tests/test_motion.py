@@ -79,3 +79,33 @@ def test_raft_runs_on_frames_whose_size_is_not_a_multiple_of_8():
     with torch.no_grad():
         flow = raft_flow(model, frames, frames[::-1].copy(), "cpu", num_flow_updates=2)
     assert flow.shape == (2, 2, 36, 44) and np.isfinite(flow).all()
+
+
+def test_build_cache_outputs_resume_and_stops_on_an_undecodable_video(tmp_path):
+    """build_cache (on datasets.motion_cache's loop): <video_id>.npz with motion float16 (N, C, H, W)
+    and frame_mean float32 (N,), its summary keys; a second run reuses every cache file; a video
+    that cannot be decoded stops the run."""
+    from core.errors import SuiteError
+    from datasets.fixtures import make_kinetics400
+    from datasets.manifest import build_manifest, entries_for
+    from datasets.motion import build_cache
+
+    root = tmp_path / "Kinetics400"
+    make_kinetics400(root, {"frames": 12, "height": 40, "width": 48, "fps": 10, "num_classes": 2,
+                            "train_per_class": 1, "val_per_class": 1}, seed=0)
+    manifest, _ = build_manifest(entries_for("k400", root), root, min_frames=8, verify=False)
+    summary = build_cache(manifest, root, "diff", tmp_path / "diff", 32, None)
+    assert set(summary) == {"kind", "videos", "computed_now", "reused", "frames_per_second", "flow_estimator", "short_side"}
+    assert summary["computed_now"] == len(manifest) and summary["reused"] == 0 and summary["frames_per_second"] > 0
+    for vid in manifest["video_id"]:
+        with np.load(tmp_path / "diff" / f"{vid}.npz") as z:
+            assert set(z.files) == {"motion", "frame_mean"}
+            assert z["motion"].dtype == np.float16 and z["motion"].shape[1] == 3 and min(z["motion"].shape[2:]) == 32
+            assert z["frame_mean"].dtype == np.float32 and z["frame_mean"].shape == (z["motion"].shape[0],)
+    again = build_cache(manifest, root, "diff", tmp_path / "diff", 32, None)
+    assert again["computed_now"] == 0 and again["reused"] == len(manifest) and again["frames_per_second"] is None
+    broken = manifest.head(1).assign(video_id="broken")
+    (root / broken["path"].iloc[0]).write_bytes(b"not a video")
+    with pytest.raises(SuiteError):
+        build_cache(broken, root, "diff", tmp_path / "diff", 32, None)
+    assert not (tmp_path / "diff" / "broken.npz").exists()

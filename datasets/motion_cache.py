@@ -1,0 +1,118 @@
+"""Per-video cached extraction, shared by every motion input of the suite.
+
+One loop over a manifest's videos writes one cache file per video, `<out_dir>/<video_id>.npz`:
+- a tqdm bar over the videos;
+- resume: a video whose cache file exists is skipped, so a crash loses at most the video in
+  progress (each extractor writes its file atomically, through `core.io`);
+- failures named: a video whose extractor raises one of `catch` is not cached; it is named on
+  stderr and returned with its reason (an empty `catch` lets the error stop the run);
+- a summary: videos, extracted, skipped, failures, frames and extraction seconds.
+
+Users: `datasets.mcl_motion` (TV-L1, MCL), `datasets.compressed` (I-frames and motion vectors,
+CMD) through `run_extraction`, which also writes the summary JSON and a quarantine CSV;
+`datasets.motion.build_cache` (MaCLR's flow / flow edges / frame differences) through
+`extract_each`, keeping its own summary keys.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from core.errors import VideoDecodeError
+
+QUARANTINE_COLUMNS = ["video_id", "path", "reason"]
+# extract(src, dst) writes dst atomically and returns at least {"frames": int, "seconds": float}.
+Extractor = Callable[[Path, Path], dict]
+
+
+@dataclass
+class ExtractionStats:
+    videos: int = 0
+    extracted: int = 0
+    skipped_existing: int = 0
+    failed: list[dict] = field(default_factory=list)
+    frames: int = 0
+    seconds: float = 0.0
+
+    @property
+    def fps_per_core(self) -> float | None:
+        return round(self.frames / self.seconds, 2) if self.seconds else None
+
+
+def cache_path(out_dir: str | os.PathLike, video_id) -> Path:
+    return Path(out_dir) / f"{video_id}.npz"
+
+
+def read_manifest(manifest: str | os.PathLike, limit: int = 0) -> pd.DataFrame:
+    """A manifest's rows (video_id and path as text); the first `limit` only when limit > 0."""
+    rows = pd.read_csv(manifest, dtype={"video_id": str, "path": str})
+    missing = {"video_id", "path"} - set(rows.columns)
+    if missing:
+        raise SystemExit(f"{manifest}: manifest lacks column(s) {sorted(missing)}")
+    return rows.head(limit) if limit else rows
+
+
+def extract_each(rows: pd.DataFrame, root: str | os.PathLike, out_dir: str | os.PathLike, extract: Extractor,
+                 kind: str, catch: tuple[type[BaseException], ...] = (VideoDecodeError, ValueError)) -> ExtractionStats:
+    """Run `extract(<root>/<path>, <out_dir>/<video_id>.npz)` for every row not cached yet."""
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stats = ExtractionStats(videos=int(len(rows)))
+    for row in tqdm(rows.itertuples(index=False), total=len(rows), desc=f"{kind} motion", unit="video"):
+        dst = cache_path(out_dir, row.video_id)
+        if dst.exists():
+            stats.skipped_existing += 1
+            continue
+        try:
+            result = extract(Path(root) / row.path, dst)
+        except catch as e:
+            print(f"[{kind}] {row.video_id}: {e}", file=sys.stderr)
+            stats.failed.append({"video_id": row.video_id, "path": row.path, "reason": str(e)})
+            continue
+        stats.extracted += 1
+        stats.frames += int(result["frames"])
+        stats.seconds += float(result["seconds"])
+    return stats
+
+
+def write_summary(summary: str | os.PathLike, kind: str, manifest: str | os.PathLike, stats: ExtractionStats) -> None:
+    """`summary` JSON and `<summary>.quarantine.csv` (video_id,path,reason) of the failed videos."""
+    from core.io import write_csv, write_json
+
+    summary = Path(summary)
+    write_csv(summary.with_suffix(".quarantine.csv"), pd.DataFrame(stats.failed, columns=QUARANTINE_COLUMNS))
+    write_json(summary, {
+        "kind": kind,
+        "manifest": str(manifest),
+        "videos": stats.videos,
+        "extracted": stats.extracted,
+        "skipped_existing": stats.skipped_existing,
+        "failed": stats.failed,
+        "frames_extracted": stats.frames,
+        "seconds": round(stats.seconds, 3),
+        "fps_per_core": stats.fps_per_core,
+    })
+
+
+def run_extraction(kind: str, manifest: str | os.PathLike, root: str | os.PathLike, out_dir: str | os.PathLike,
+                   summary: str | os.PathLike, extract: Extractor, limit: int = 0, strict: bool = False) -> int:
+    """Cache one motion input per manifest video as `<out_dir>/<video_id>.npz`; write `summary` JSON.
+
+    A video that fails (VideoDecodeError, ValueError) is not cached; it is named on stderr, in the
+    summary and in `<summary>.quarantine.csv`; with `strict` the run then exits with status 1.
+    OpenCV runs single-threaded so that the throughput in the summary is per CPU core.
+    """
+    import cv2
+
+    cv2.setNumThreads(1)
+    rows = read_manifest(manifest, limit)
+    stats = extract_each(rows, root, out_dir, extract, kind)
+    write_summary(summary, kind, manifest, stats)
+    return 1 if (strict and stats.failed) else 0
