@@ -2,8 +2,8 @@
 
 Like `datasets.fixtures` (UCF101, HMDB51, Kinetics-400): generated, never downloaded or
 committed; real file naming and annotation formats (see each parser in datasets/parsers/),
-synthetic motion-defined videos (`datasets.synthetic`). Sizes come from the scale profile's
-`fixtures.<key>` when it has one, else from `DEFAULTS` below.
+synthetic motion-defined videos (`datasets.synthetic`). Sizes come only from the scale profile's
+`fixtures.<key>` (config/scales/smoke.yaml); a profile without it is an error naming the key.
 
 `bad_files: true` (the default) also writes the bad inputs each format can carry, so the
 quarantine policy runs: an annotation row whose video is missing, an empty (0-byte, zero-frame)
@@ -26,13 +26,6 @@ from core.config import load_scale
 from core.io import atomic_path, write_json, write_text
 from datasets.synthetic import class_patterns, render_frames, write_video
 
-DEFAULTS = {
-    "ssv2": {"num_classes": 3, "videos_per_class": 3, "frames": 30, "height": 48, "width": 64, "fps": 12},
-    "ssv1": {"num_classes": 3, "videos_per_class": 3, "frames": 30, "height": 48, "width": 64, "fps": 12},
-    "diving48": {"num_classes": 3, "videos_per_class": 3, "frames": 30, "height": 48, "width": 64, "fps": 30},
-    "vidsitu": {"num_classes": 3, "segments": 4, "frames": 30, "height": 48, "width": 64, "fps": 3},
-    "ava": {"num_classes": 3, "videos": 3, "frames": 30, "height": 48, "width": 64, "fps": 5},
-}
 SHORT_FRAMES = 6  # a "video shorter than one clip" (smoke min_frames is 24)
 
 SSV2_TEMPLATES = ["Pushing [something] from left to right", "Pushing [something] from right to left",
@@ -232,9 +225,18 @@ def make_ava(root: Path, cfg: dict, seed: int, bad: bool) -> dict:
 MAKERS = {"ssv2": make_ssv2, "ssv1": make_ssv1, "diving48": make_diving48, "vidsitu": make_vidsitu, "ava": make_ava}
 
 
-def make(dataset: str, root: str | Path, cfg: dict | None = None, seed: int = 0) -> dict:
-    """Generate one fixture dataset under `root`; `cfg` overrides `DEFAULTS[dataset]`."""
-    cfg = {**DEFAULTS[dataset], "bad_files": True, **(cfg or {})}
+SIZE_KEYS = {"ssv2": ("num_classes", "videos_per_class"), "ssv1": ("num_classes", "videos_per_class"),
+             "diving48": ("num_classes", "videos_per_class"), "vidsitu": ("num_classes", "segments"),
+             "ava": ("num_classes", "videos")}
+
+
+def make(dataset: str, root: str | Path, cfg: dict, seed: int = 0) -> dict:
+    """Generate one fixture dataset under `root` with the sizes `cfg` (a profile's `fixtures.<dataset>`:
+    `frames`, `height`, `width`, `fps` and the counts of SIZE_KEYS; `bad_files` defaults to true)."""
+    missing = [k for k in ("frames", "height", "width", "fps", *SIZE_KEYS[dataset]) if k not in (cfg or {})]
+    if missing:
+        raise ValueError(f"fixtures.{dataset}: missing size(s) {', '.join(missing)}")
+    cfg = {"bad_files": True, **cfg}
     return MAKERS[dataset](Path(root), cfg, seed, bool(cfg["bad_files"]))
 
 
@@ -246,7 +248,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--done", type=Path, help="marker file to write when finished")
     args = parser.parse_args(argv)
     profile = load_scale(args.scale)
-    report = make(args.dataset, args.root, profile.get("fixtures", {}).get(args.dataset), int(profile.get("seed", 0)))
+    fixtures = profile.get("fixtures", {})
+    if args.dataset not in fixtures:
+        parser.error(f"scale profile {args.scale!r} defines no fixtures for {args.dataset!r} (key fixtures.{args.dataset})")
+    try:
+        report = make(args.dataset, args.root, fixtures[args.dataset], int(profile.get("seed", 0)))
+    except ValueError as err:
+        parser.error(f"scale profile {args.scale!r}: {err}")
     if args.done:
         write_json(args.done, {"dataset": args.dataset, "scale": args.scale, **report})
 

@@ -9,10 +9,20 @@
 import sys as _sys
 
 _MOTION_PY = f"PYTHONPATH={workflow.basedir} {_sys.executable}"
-# Frames are resized to this short side before TV-L1 (0: as decoded). MCL's code resizes
-# Kinetics to 256 (process_video.py); the scale profile may set `motion_inputs.tvl1_short_side`.
-_TVL1_SHORT_SIDE = int(PROFILE.get("motion_inputs", {}).get("tvl1_short_side", 0))
+# Sizes from the scale profile's `motion_inputs:` (config/scales/<scale>.yaml, with citations there).
+_MOTION_INPUTS = PROFILE["motion_inputs"]
 _STRICT = "--strict" if PROFILE.get("preparation", {}).get("strict") else ""
+_NO_FLOW = "" if _MOTION_INPUTS.get("tvl1_store_flow", True) else "--no-flow"
+
+
+def tvl1_short_side(dataset):
+    """Short side frames are resized to before TV-L1 (0: as decoded): `motion_inputs.tvl1_short_side`,
+    one number or a map from dataset folder (Kinetics400, ...) to number with a `default`. Keyed by
+    folder because the TV-L1 cache is shared by the manifests of one folder (k400, k400_mini)."""
+    side = _MOTION_INPUTS["tvl1_short_side"]
+    if isinstance(side, dict):
+        side = side.get(DATASETS[dataset].directory, side["default"])
+    return int(side)
 
 
 rule mcl_motion:
@@ -23,11 +33,12 @@ rule mcl_motion:
     params:
         root=lambda w: dataset_root(w.dataset),
         cache=lambda w: motion_cache_dir("tvl1", w.dataset),
+        short_side=lambda w: tvl1_short_side(w.dataset),
     log:
         f"{RESULTS}/logs/motion_tvl1_{{dataset}}.log",
     shell:
         "{_MOTION_PY} -m datasets.mcl_motion --manifest {input} --root {params.root} --out-dir {params.cache} "
-        "--summary {output} --short-side {_TVL1_SHORT_SIDE} {_STRICT} 2> {log}"
+        "--summary {output} --short-side {params.short_side} {_NO_FLOW} {_STRICT} 2> {log}"
 
 
 rule cmd_compressed:
@@ -43,4 +54,4 @@ rule cmd_compressed:
         f"{RESULTS}/logs/motion_compressed_{{dataset}}.log",
     shell:
         "{_MOTION_PY} -m datasets.compressed --manifest {input.manifest} --root {params.root} --transcoded .avi "
-        "--out-dir {params.cache} --summary {output} {_STRICT} 2> {log}"
+        "--out-dir {params.cache} --summary {output} --grid " + str(int(_MOTION_INPUTS["mv_grid"])) + " {_STRICT} 2> {log}"

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from core.config import load_scale
 from core.errors import AnnotationError, MissingInputError, SuiteError
 from datasets import fixtures_extra as fx
 from datasets.parsers import PARSERS
@@ -11,6 +12,7 @@ from datasets.parsers import ava
 from datasets.manifest import entries_for, prepare
 
 REAL_AVA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ava-format"
+SMOKE_FIXTURES = load_scale("smoke")["fixtures"]
 PROFILE = {"preparation": {"min_frames": 24, "verify_decode": True, "strict": False}}
 SMALL = {"num_classes": 2, "videos_per_class": 2, "segments": 3, "videos": 3, "frames": 24, "height": 32, "width": 48}
 DATASETS = {"ssv2": "ssv2", "ssv1": "ssv1", "diving48": "diving48", "vidsitu": "vidsitu", "ava": "ava_train"}
@@ -20,7 +22,7 @@ DATASETS = {"ssv2": "ssv2", "ssv1": "ssv1", "diving48": "diving48", "vidsitu": "
 def roots(tmp_path_factory):
     base = tmp_path_factory.mktemp("extra")
     for key in DATASETS:
-        fx.make(key, base / key, {**fx.DEFAULTS[key], **SMALL}, seed=1)
+        fx.make(key, base / key, {**SMOKE_FIXTURES[key], **SMALL}, seed=1)
     return base
 
 
@@ -95,6 +97,16 @@ def test_manifest_cli_then_ava_boxes_step(roots, tmp_path, monkeypatch):
     b = pd.read_csv(boxes, dtype={"video_id": str})
     assert len(b) and set(b["video_id"]) <= set(m["video_id"])
     assert b["action_id"].isin(ava.AVA_60_CLASS_IDS).all() and (b["frame"] >= 0).all()
+
+
+def test_fixture_sizes_come_only_from_the_scale_profile(tmp_path):
+    """No size defaults in code: every extra fixture's sizes are in config/scales/smoke.yaml, and a
+    size missing from the profile is an error naming it."""
+    assert not hasattr(fx, "DEFAULTS")
+    assert set(fx.MAKERS) <= set(SMOKE_FIXTURES)
+    cfg = {k: v for k, v in SMOKE_FIXTURES["diving48"].items() if k != "fps"}
+    with pytest.raises(ValueError, match="fixtures.diving48: missing size.*fps"):
+        fx.make("diving48", tmp_path / "d", cfg)
 
 
 def test_ava_fixture_boxes_exclusions_and_60_classes(roots):
