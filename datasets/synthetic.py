@@ -10,6 +10,7 @@ made of these videos.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,7 +131,9 @@ def render_frames(
 CONTAINER_CODECS = {
     # container suffix -> (PyAV codec, pixel format, options)
     ".avi": ("mpeg4", "yuv420p", {"qscale": "2"}),  # MPEG-4 Part 2, as UCF101 / HMDB51 ship
-    ".mp4": ("libx264", "yuv420p", {"crf": "12", "preset": "veryfast", "x264-params": "threads=1:lookahead-threads=1"}),  # H.264, as Kinetics ships
+    # H.264, as Kinetics ships. Lossless (qp 0): x264's bitstream is not always identical from
+    # run to run, but lossless frames decode to the same pixels, so smoke results reproduce.
+    ".mp4": ("libx264", "yuv420p", {"qp": "0", "preset": "veryfast", "x264-params": "threads=1:lookahead-threads=1"}),
 }
 
 
@@ -149,11 +152,11 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int) -> None:
             stream = container.add_stream(codec, rate=fps)
             stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
             stream.options = dict(options)
-            # One encoder thread: multi-threaded x264 output varies from run to run, and fixture
-            # data must be byte-identical for smoke results to be reproducible.
-            stream.codec_context.thread_count = 1
-            for frame in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            stream.codec_context.thread_count = 1  # one thread: fixtures must be reproducible
+            for index, frame in enumerate(frames):
+                video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+                video_frame.pts, video_frame.time_base = index, Fraction(1, fps)
+                for packet in stream.encode(video_frame):
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)
