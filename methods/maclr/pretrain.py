@@ -168,6 +168,8 @@ def train(args: argparse.Namespace) -> None:
                 raise SuiteError(f"non-finite loss at epoch {epoch} step {i} ({ {n: float(t) for n, t in terms.items()} })")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if cfg.get("grad_clip_norm"):
+                torch.nn.utils.clip_grad_norm_(model.online.parameters(), float(cfg["grad_clip_norm"]))
             optimizer.step()
             momentum_update(model.online, model.momentum, float(cfg["momentum"]))
             all_index = gather(video_index)
