@@ -12,7 +12,6 @@ import numpy as np
 import torch
 
 from datasets.decode import load_clip
-from datasets.motion import load_motion
 from datasets.sampling import ClipPlan, ClipSpec
 
 
@@ -20,12 +19,6 @@ def clip_spec(section: dict, temporal_views: int = 1, spatial_views: int = 1) ->
     """ClipSpec from a config's `clip:` section."""
     c = section["clip"] if "clip" in section else section
     return ClipSpec(int(c["num_frames"]), int(c["stride"]), int(c["crop_size"]), int(c["short_side"]), temporal_views, spatial_views)
-
-
-def resized_frame_hw(height: int, width: int, short_side: int) -> tuple[int, int]:
-    from datasets.sampling import resized_hw
-
-    return resized_hw(int(height), int(width), short_side)
 
 
 _DALI_LOADERS: dict = {}
@@ -69,7 +62,3 @@ def motion_clip(motion: np.ndarray, plan: ClipPlan, spec: ClipSpec, scale: float
         if x.shape[1] == 2:
             x[:, 0] = -x[:, 0]
     return (x * scale).permute(1, 0, 2, 3).contiguous()
-
-
-def load_motion_video(cache_dir: str | Path, video_id: str) -> tuple[np.ndarray, np.ndarray]:
-    return load_motion(cache_dir, video_id)

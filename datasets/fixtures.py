@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from core.config import load_scale
 from core.io import write_json, write_text
+from datasets import fixtures_extra
 from datasets.official import k400_video_name
 from datasets.synthetic import class_patterns, render_frames, write_video
 
@@ -154,11 +155,24 @@ def _bad_kinetics_files(root: Path, rows: list, cfg: dict, rng: np.random.Genera
 
 
 MAKERS = {"ucf101": make_ucf101, "hmdb51": make_hmdb51, "k400": make_kinetics400}
+# Folder under the data root -> fixture key, for every dataset the suite can generate.
+FIXTURE_DIRECTORIES = {
+    "UCF101": "ucf101", "HMDB51": "hmdb51", "Kinetics400": "k400",
+    "SomethingSomethingV2": "ssv2", "SomethingSomethingV1": "ssv1", "Diving48": "diving48", "VidSitu": "vidsitu", "AVA": "ava",
+}
+
+
+def make(dataset: str, root: Path, cfg: dict, seed: int) -> dict:
+    """Generate fixture `dataset` under `root`; the formats beyond UCF101/HMDB51/K400 live in
+    datasets/fixtures_extra.py."""
+    if dataset in MAKERS:
+        return MAKERS[dataset](Path(root), cfg, seed)
+    return fixtures_extra.make(dataset, root, cfg, seed)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", required=True, choices=sorted(MAKERS))
+    parser.add_argument("--dataset", required=True, choices=sorted(FIXTURE_DIRECTORIES.values()))
     parser.add_argument("--root", required=True, type=Path, help="dataset root to create")
     parser.add_argument("--scale", default="smoke")
     parser.add_argument("--done", type=Path, help="marker file to write when finished")
@@ -167,7 +181,10 @@ def main(argv: list[str] | None = None) -> None:
     fixtures = profile.get("fixtures", {})
     if args.dataset not in fixtures:
         parser.error(f"scale profile {args.scale!r} defines no fixtures for {args.dataset!r} (key fixtures.{args.dataset})")
-    report = MAKERS[args.dataset](args.root, fixtures[args.dataset], seed=int(profile.get("seed", 0)))
+    try:
+        report = make(args.dataset, args.root, fixtures[args.dataset], int(profile.get("seed", 0)))
+    except ValueError as err:
+        parser.error(f"scale profile {args.scale!r}: {err}")
     if args.done:
         write_json(args.done, {"dataset": args.dataset, "scale": args.scale, **report})
 

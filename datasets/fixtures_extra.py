@@ -11,19 +11,17 @@ file, a truncated file and a file shorter than one clip (SSv1: a missing folder,
 and a folder with a gap in its frame numbering). `BAD` lists their ids per dataset; the
 preparation must name each in the quarantine report.
 
-    python -m datasets.fixtures_extra --dataset ssv2 --root results/smoke/data/SomethingSomethingV2 --scale smoke
+    python -m datasets.fixtures --dataset ssv2 --root results/smoke/data/SomethingSomethingV2 --scale smoke
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from core.config import load_scale
-from core.io import atomic_path, write_json, write_text
+from core.io import atomic_path, write_text
 from datasets.synthetic import class_patterns, render_frames, write_video
 
 SHORT_FRAMES = 6  # a "video shorter than one clip" (smoke min_frames is 24)
@@ -238,26 +236,3 @@ def make(dataset: str, root: str | Path, cfg: dict, seed: int = 0) -> dict:
         raise ValueError(f"fixtures.{dataset}: missing size(s) {', '.join(missing)}")
     cfg = {"bad_files": True, **cfg}
     return MAKERS[dataset](Path(root), cfg, seed, bool(cfg["bad_files"]))
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", required=True, choices=sorted(MAKERS))
-    parser.add_argument("--root", required=True, type=Path, help="dataset root to create")
-    parser.add_argument("--scale", default="smoke")
-    parser.add_argument("--done", type=Path, help="marker file to write when finished")
-    args = parser.parse_args(argv)
-    profile = load_scale(args.scale)
-    fixtures = profile.get("fixtures", {})
-    if args.dataset not in fixtures:
-        parser.error(f"scale profile {args.scale!r} defines no fixtures for {args.dataset!r} (key fixtures.{args.dataset})")
-    try:
-        report = make(args.dataset, args.root, fixtures[args.dataset], int(profile.get("seed", 0)))
-    except ValueError as err:
-        parser.error(f"scale profile {args.scale!r}: {err}")
-    if args.done:
-        write_json(args.done, {"dataset": args.dataset, "scale": args.scale, **report})
-
-
-if __name__ == "__main__":
-    main()

@@ -1,27 +1,9 @@
 # Preparation of SSv2, SSv1, Diving48, VidSitu, AVA v2.2 (datasets/parsers/), Kinetics-400 val and
 # the UCF101 low-shot subsets (datasets/lowshot.py): the manifests of the parsed datasets come from
 # rule `manifest` of datasets/rules.smk (one code path); AVA's boxes, K400 val and low-shot here.
-# Fixtures (smoke) come from datasets/fixtures_extra.py.
+# Fixtures (smoke) come from rule `fixture` (datasets.fixtures, formats in datasets/fixtures_extra.py).
 # Included by the Snakefile; dataset_root() and dataset_source() are defined in rules.smk.
-import sys as _sys
 
-_EXTRA_PY = f"PYTHONPATH={workflow.basedir} {_sys.executable}"
-_EXTRA_FIXTURES = {"SomethingSomethingV2": "ssv2", "SomethingSomethingV1": "ssv1", "Diving48": "diving48",
-                   "VidSitu": "vidsitu", "AVA": "ava"}
-
-
-rule fixture_extra:
-    output:
-        f"{RESULTS}/data/{{directory}}/.fixture.json",
-    wildcard_constraints:
-        directory="|".join(_EXTRA_FIXTURES),
-    params:
-        key=lambda w: _EXTRA_FIXTURES[w.directory],
-    log:
-        f"{RESULTS}/logs/fixture_{{directory}}.log",
-    shell:
-        "{_EXTRA_PY} -m datasets.fixtures_extra --dataset {params.key} --root {RESULTS}/data/{wildcards.directory} "
-        "--scale {SCALE} --done {output} 2> {log}"
 
 
 # Their manifests come from rule `manifest` (datasets/rules.smk): `datasets.manifest.entries_for`
@@ -39,7 +21,7 @@ rule ava_boxes:
     log:
         f"{RESULTS}/logs/boxes_{{dataset}}.log",
     shell:
-        "{_EXTRA_PY} -m datasets.parsers.prepare --dataset {wildcards.dataset} --root {params.root} "
+        "{PY} -m datasets.parsers.prepare --dataset {wildcards.dataset} --root {params.root} "
         "--manifest {input.manifest} --out {output} 2> {log}"
 
 
@@ -66,7 +48,7 @@ rule ucf101_lowshot:
     log:
         f"{RESULTS}/logs/manifest_ucf101_lowshot_{{pct}}.log",
     shell:
-        "{_EXTRA_PY} -m datasets.lowshot --parent {input} --pct {wildcards.pct} --scale {SCALE} --out {output} 2> {log}"
+        "{PY} -m datasets.lowshot --parent {input} --pct {wildcards.pct} --scale {SCALE} --out {output} 2> {log}"
 
 
 rule lowshot_all:
@@ -76,4 +58,3 @@ rule lowshot_all:
 
 ruleorder: k400_val > manifest
 ruleorder: ucf101_lowshot > manifest
-ruleorder: fixture_extra > fixture

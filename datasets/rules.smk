@@ -2,10 +2,10 @@
 # Included by the Snakefile, which defines SCALE, PROFILE, RESULTS and DATA_ROOT.
 import sys as _sys
 
+from datasets.fixtures import FIXTURE_DIRECTORIES
 from datasets.registry import DATASETS
 
 PY = f"PYTHONPATH={workflow.basedir} {_sys.executable}"
-FIXTURE_KEYS = {"UCF101": "ucf101", "HMDB51": "hmdb51", "Kinetics400": "k400"}
 
 
 def dataset_root(dataset):
@@ -33,9 +33,9 @@ rule fixture:
     output:
         f"{RESULTS}/data/{{directory}}/.fixture.json",
     wildcard_constraints:
-        directory="|".join(FIXTURE_KEYS),
+        directory="|".join(FIXTURE_DIRECTORIES),
     params:
-        key=lambda w: FIXTURE_KEYS[w.directory],
+        key=lambda w: FIXTURE_DIRECTORIES[w.directory],
     log:
         f"{RESULTS}/logs/fixture_{{directory}}.log",
     shell:

@@ -24,9 +24,9 @@ from tqdm import tqdm
 from core.config import load_scale
 from core.errors import SuiteError
 from core.io import torch_load, write_json
-from datasets.clips import load_motion_video, motion_clip, normalize, resized_frame_hw
-from datasets.decode import load_clip
-from datasets.sampling import ClipPlan, ClipSpec, plan_test_clips, plan_train_clip
+from datasets.clips import load_visual_clip, motion_clip, normalize
+from datasets.motion import load_motion
+from datasets.sampling import ClipPlan, ClipSpec, plan_test_clips, plan_train_clip, resized_hw
 from methods.backbones import build_backbone
 
 
@@ -51,14 +51,14 @@ class FrozenEncoder:
 
     def clip(self, row, plan: ClipPlan, spec: ClipSpec, motion) -> torch.Tensor:
         if self.input["modality"] == "rgb":
-            x = load_clip(self.root / row.path, plan, spec, use_cache=True).float().div_(255.0)
+            x = load_visual_clip(self.root / row.path, plan, spec, "cpu").float().div_(255.0)
             return normalize(x, self.input["mean"], self.input["std"])
         return motion_clip(motion, plan, spec, float(self.input["motion_scale"]))
 
     def frame_hw(self, row, spec: ClipSpec, motion) -> tuple[int, int]:
         if motion is not None:
             return tuple(motion.shape[-2:])
-        return resized_frame_hw(row.height, row.width, spec.short_side)
+        return resized_hw(row.height, row.width, spec.short_side)
 
     @torch.no_grad()
     def embed(self, clips: list[torch.Tensor], batch_size: int) -> torch.Tensor:
@@ -68,7 +68,7 @@ class FrozenEncoder:
     def video_motion(self, row):
         if self.input["modality"] != "motion":
             return None
-        motion, _ = load_motion_video(self.motion_cache, row.video_id)
+        motion, _ = load_motion(self.motion_cache, row.video_id)
         return motion
 
 

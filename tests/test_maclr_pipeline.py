@@ -40,7 +40,10 @@ def test_without_jitter_pairs_are_synchronised():
 
 
 def test_table1_ablations_are_config_switches():
-    assert set(method_variants("maclr")) == {"maclr", "v_only", "m_only", "diff", "flow", "no_tjitter", "no_mthresh", "no_lm"}
+    table1 = {"maclr", "v_only", "m_only", "diff", "flow", "no_tjitter", "no_mthresh", "no_lm"}
+    assert set(method_variants("maclr")) == table1 | {"mv_key_negatives"}
+    assert method_config("maclr", "full", "maclr")["mv_negatives"] == "query_modality"  # Eq. (2) as printed
+    assert method_config("maclr", "full", "mv_key_negatives")["mv_negatives"] == "key_modality"
     base = method_config("maclr", "full", "maclr")
     assert base["temperature"] == 0.1 and base["momentum"] == 0.999 and base["queue_size"] == 65536
     assert base["motion"]["threshold"] == 0.02 and base["embedding_dim"] == 128

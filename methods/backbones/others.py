@@ -44,7 +44,17 @@ class _Inception(nn.Module):
         return torch.cat([b(x) for b in self.branches], dim=1)
 
 
-class S3D(nn.Module):
+class _PooledFeatures(nn.Module):
+    """A trunk `self.features` whose output is averaged over T, H, W into `out_dim` features."""
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.features(x)).flatten(1)
+
+
+class S3D(_PooledFeatures):
     """S3D (Xie et al. 2018) trunk, every width scaled, global average pool; ``temporal=False`` is
     its 2D counterpart I2D (Inception-v1 with BN applied per frame: no temporal convs, no temporal
     pooling).
@@ -79,14 +89,8 @@ class S3D(nn.Module):
         self.pool = nn.AdaptiveAvgPool3d(1)
         self.out_dim = c
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.features(x)).flatten(1)
-
-
-class C3D(nn.Module):
+class C3D(_PooledFeatures):
     """C3D (Tran et al. 2015, Fig. 3): 8 3x3x3 convs (64, 128, 256x2, 512x2, 512x2), 5 max pools
     (the first 1x2x2), BN after every conv as in the self-supervised C3D of VCOP (Xu et al. 2019);
     fc6/fc7 dropped, features are the global average of conv5b (512-d).  CMD §4.1 "Networks".
@@ -107,12 +111,6 @@ class C3D(nn.Module):
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool3d(1)
         self.out_dim = c
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.features(x)).flatten(1)
 
 
 class MotionPredictor(nn.Module):

@@ -17,8 +17,9 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from datasets.clips import clip_spec, load_motion_video, load_visual_clip, motion_clip, normalize, resized_frame_hw
-from datasets.sampling import ClipPlan, ClipSpec, clip_indices, random_crop_offset, random_start, valid_starts
+from datasets.clips import clip_spec, load_visual_clip, motion_clip, normalize
+from datasets.motion import load_motion
+from datasets.sampling import ClipPlan, ClipSpec, clip_indices, random_crop_offset, random_start, resized_hw, valid_starts
 
 
 def visual_augmentation(cfg: dict) -> v2.Compose:
@@ -88,7 +89,7 @@ class MaCLRPretrainData(Dataset):
 
     def _visual(self, row, start: int, rng: np.random.Generator) -> torch.Tensor:
         spec = self.visual_spec
-        h, w = resized_frame_hw(row.height, row.width, spec.short_side)
+        h, w = resized_hw(row.height, row.width, spec.short_side)
         flip = bool(rng.random() < self.cfg["visual"]["augment"]["flip_p"])
         plan = ClipPlan(tuple(clip_indices(start, spec).tolist()), random_crop_offset(h, w, spec.crop_size, rng), flip)
         path = self.video_dir / f"{row.video_id}.mp4" if self.video_dir else self.root / row.path
@@ -114,7 +115,7 @@ class MaCLRPretrainData(Dataset):
         sample = {"video_index": torch.tensor(index), "threshold_fallback": torch.tensor(False)}
         motion = allowed = None
         if self.use_motion:
-            motion, frame_mean = load_motion_video(self.motion_cache, row.video_id)
+            motion, frame_mean = load_motion(self.motion_cache, row.video_id)
             n = min(n, len(motion))
             allowed = motion_allowed_starts(frame_mean[:n], self.motion_spec, float(self.cfg["motion"]["threshold"]))
             if not allowed.any():
