@@ -20,6 +20,12 @@ Sign convention: a vector is where the block moved to, minus where it came from 
 frame (dst - src), so a square moving right by k px/frame gives (+k, 0), the same sense as optical
 flow. CoViAR's loader stores src - dst; normalisation (`normalise_mv`) is symmetric, so only the
 sign differs.
+
+Variable frame rate: refused. A motion vector is a displacement over one frame interval, and
+Sec. 4.1's "next 8 consecutive frames" assume a constant one; the rule reads the `mpeg4_gop12`
+transcode, which is constant-rate by construction (`datasets.transcode` re-times every frame).
+A variable-rate file given directly (`datasets.decode.frame_timing`) fails with reason "variable
+frame rate" and is quarantined by name in the summary.
 """
 from __future__ import annotations
 
@@ -254,7 +260,13 @@ def extract_video(path: str | os.PathLike, out: str | os.PathLike, grid: int = G
     """Extract and cache (atomically, via core.io) the I-frames and vectors of one video; its stats."""
     from core.io import save_npz
 
+    from datasets.decode import frame_timing
+
     started = time.perf_counter()
+    timing = frame_timing(path)
+    if timing.variable:
+        raise VideoDecodeError(f"{path}: variable frame rate (frame intervals {timing.min_interval * 1000:.1f} to "
+                               f"{timing.max_interval * 1000:.1f} ms); transcode with the mpeg4_gop12 profile")
     arrays = extract_compressed(path, grid, codec)
     save_npz(out, **arrays)
     kinds = arrays["pict_types"]

@@ -17,6 +17,10 @@ crops are chosen by the same numpy code as on the CPU path; DALI only executes t
 
 DALI reports a failed sample as a failed batch; the batch is then decoded one video at a time
 to name the file at fault in the `VideoDecodeError`.
+
+Variable frame rate: DALI locates frames by timestamp at the stream's nominal rate, so it is fed
+the constant-rate transcodes only (`h264_cfr` for NVDEC, `vp9` in CI; `datasets.transcode` keeps
+every frame and re-times it), where frame index and timestamp agree.
 """
 from __future__ import annotations
 

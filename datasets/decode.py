@@ -11,12 +11,19 @@ crop `crop_size` x `crop_size` at `plan.crop` = (top, left); flip horizontally i
 
 Every failure (missing, empty, undecodable, truncated file, too few frames) raises
 `core.errors.VideoDecodeError` naming the file.
+
+Variable frame rate: a clip is a sequence of decoded frames, and frame indices count decoded
+frames in presentation order whatever their timestamps; a stride of k frames (the papers' "temporal
+stride") is k decoded frames, so on a variable-rate video it spans a varying time. The frame
+rate of a video is read nowhere here. `frame_timing` tells a constant-rate stream from a
+variable-rate one, for the consumers that care (see their module docstrings).
 """
 from __future__ import annotations
 
 import os
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -274,3 +281,66 @@ def fps_fraction(path: str | os.PathLike) -> Fraction:
     if not rate:
         raise VideoDecodeError(f"{path}: no frame rate in the container")
     return Fraction(rate)
+
+
+# A stream is variable-rate when its frame intervals differ by more than this fraction of the
+# median interval, plus one timestamp tick where an interval spans ROUNDING_TICKS ticks or more
+# (rounding to the time base: 29.97 fps in milliseconds alternates 33 and 34 ms). Where an
+# interval is a tick or two (AVI, whose time base is the nominal frame interval), a one-tick
+# difference is a real one.
+VFR_TOLERANCE = 0.1
+ROUNDING_TICKS = 4
+
+
+@dataclass(frozen=True)
+class FrameTiming:
+    """Timestamps of the frames stored in a video stream (`frame_timing`)."""
+
+    num_frames: int  # frames (packets) stored in the stream
+    min_interval: float  # seconds between consecutive presentation timestamps
+    max_interval: float
+    span: float  # seconds from the first to the last presentation timestamp
+    variable: bool  # variable frame rate (see VFR_TOLERANCE)
+
+    @property
+    def mean_fps(self) -> float:
+        """Frames per second over the timestamps' span: (num_frames - 1) / span (0 if unknown)."""
+        return (self.num_frames - 1) / self.span if self.span > 0 else 0.0
+
+
+def frame_timing(path: str | os.PathLike, tolerance: float = VFR_TOLERANCE) -> FrameTiming:
+    """Presentation-timestamp intervals of the first video stream, read by demuxing (no decoding).
+
+    The one place the suite detects variable frame rate: `variable` is True when the intervals
+    between consecutive timestamps (sorted, so B-frame reordering does not matter) differ by
+    more than `tolerance` x the median interval (plus one tick of rounding, see ROUNDING_TICKS).
+    Containers disagree on
+    what they report for such streams (MP4's average rate is frames / duration; Matroska and AVI
+    report the nominal rate, and AVI counts the dropped-frame slots among its frames), so the
+    timestamps are read instead. Packets without data (AVI's dropped frames) are not frames.
+    """
+    path = Path(path)
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        tb = stream.time_base
+        stamps = []
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue
+                ts = packet.pts if packet.pts is not None else packet.dts
+                if ts is not None:
+                    stamps.append(ts)
+        except (av.FFmpegError, OSError) as e:
+            raise VideoDecodeError(f"{path}: demuxing failed: {e}") from e
+    if not stamps:
+        raise VideoDecodeError(f"{path}: no frame with a timestamp")
+    ticks = np.diff(np.unique(np.asarray(stamps, dtype=np.int64)))
+    if ticks.size == 0:
+        return FrameTiming(len(stamps), 0.0, 0.0, 0.0, False)
+    sec = float(tb)
+    median = float(np.median(ticks))
+    allowance = tolerance * median + (1 if median >= ROUNDING_TICKS else 0)
+    variable = bool(ticks.max() - ticks.min() > allowance)
+    return FrameTiming(len(stamps), float(ticks.min()) * sec, float(ticks.max()) * sec,
+                       float(ticks.sum()) * sec, variable)

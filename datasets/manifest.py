@@ -7,6 +7,14 @@ Policy for bad input (documented in the README):
   (truncated), or is shorter than `min_frames` (one clip of the longest consumer) is left out of
   the manifest and written, with the reason, to `<dataset>.quarantine.csv`; the log names each;
 - `strict: true` in the scale profile turns any quarantined video into an error instead.
+- a variable-frame-rate video (`datasets.decode.frame_timing`) is kept: its consumers sample
+  frame indices, i.e. treat it as a sequence of decoded frames, which is what the papers' frame
+  strides count. Its row records the decoded frame count, the mean rate of its timestamps
+  ((frames - 1) / their span; containers disagree on the rate they report for such streams) and
+  duration = frames / that rate, and the log names it. AVI stores a variable rate as
+  dropped-frame slots that its header counts as frames; such slots are not taken for truncation.
+  Consumers that need time (AVA's keyframe timestamps) quarantine it instead, with reason
+  "variable frame rate" (`TIME_INDEXED`); the `h264_cfr` transcode re-times it to constant rate.
 
 One code path for every dataset: UCF101, HMDB51 and Kinetics-400 are parsed by `datasets.official`,
 SSv2, SSv1, Diving48, VidSitu and AVA by `datasets.parsers.PARSERS` (SSv1's frame folders probed by
@@ -27,25 +35,45 @@ from tqdm import tqdm
 from core.config import load_scale
 from core.errors import SuiteError
 from core.io import write_csv
-from datasets.decode import count_frames, video_info
+from datasets.decode import count_frames, frame_timing, video_info
 from datasets.official import Entry, parse_hmdb51, parse_kinetics400, parse_ucf101
 
 MANIFEST_COLUMNS = ["video_id", "path", "label", "label_name", "split", "num_frames", "fps", "width", "height", "duration"]
 QUARANTINE_COLUMNS = ["video_id", "path", "reason"]
+# Datasets whose annotations locate things by timestamp, so a frame index must map to a time:
+# their variable-frame-rate videos are quarantined ("variable frame rate").
+TIME_INDEXED = frozenset({"ava_train", "ava_val"})
 
 
-def probe(path: Path, verify: bool) -> dict:
+def probe(path: Path, verify: bool, reject_vfr: bool = False) -> dict:
     """Container facts of one video (`datasets.decode.video_info`); with `verify`, every frame is
     decoded and counted, and a video that decodes fewer frames than its container declares is
-    reported as truncated. Raises a SuiteError whose message is the reason."""
+    reported as truncated. A variable-frame-rate video gets the mean rate of its timestamps and
+    `variable_frame_rate: True` (see the module docstring); with `reject_vfr` it is refused.
+    Raises a SuiteError whose message is the reason."""
     info = video_info(path)
+    timing = frame_timing(path)
+    if timing.variable and reject_vfr:
+        raise SuiteError(f"variable frame rate: frame intervals {timing.min_interval * 1000:.1f} to "
+                         f"{timing.max_interval * 1000:.1f} ms; this dataset's annotations are timestamps "
+                         f"(transcode with h264_cfr first)")
+    declared = info["num_frames"]
+    if timing.variable:
+        # AVI counts dropped-frame slots (gaps in the timestamps) among its frames.
+        declared = min(declared, timing.num_frames)
+        info["num_frames"] = declared
     if verify:
         decoded = count_frames(path)
-        if decoded < info["num_frames"]:
-            raise SuiteError(f"truncated: container declares {info['num_frames']} frames, {decoded} decode")
+        if decoded < declared:
+            raise SuiteError(f"truncated: container declares {declared} frames, {decoded} decode")
         info["num_frames"] = decoded
         info["duration"] = decoded / info["fps"] if info["fps"] else info["duration"]
-    return {k: info[k] for k in ("num_frames", "fps", "width", "height", "duration")}
+    if timing.variable:
+        info["fps"] = timing.mean_fps
+        info["duration"] = info["num_frames"] / info["fps"] if info["fps"] else info["duration"]
+    out = {k: info[k] for k in ("num_frames", "fps", "width", "height", "duration")}
+    out["variable_frame_rate"] = timing.variable
+    return out
 
 
 def entries_for(dataset: str, root: Path) -> list[Entry]:
@@ -70,11 +98,13 @@ def probe_entries(dataset: str, entries: list[Entry], root: Path, min_frames: in
     from datasets.parsers import FRAME_FOLDER_BUILDERS
     if dataset in FRAME_FOLDER_BUILDERS:
         return FRAME_FOLDER_BUILDERS[dataset](entries, root, min_frames)
-    return build_manifest(entries, root, min_frames, verify)
+    return build_manifest(entries, root, min_frames, verify, reject_vfr=dataset in TIME_INDEXED)
 
 
-def build_manifest(entries: list[Entry], root: Path, min_frames: int, verify: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Probe each entry; usable ones go to the manifest, the rest to the quarantine report."""
+def build_manifest(entries: list[Entry], root: Path, min_frames: int, verify: bool,
+                   reject_vfr: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Probe each entry; usable ones go to the manifest, the rest to the quarantine report.
+    Variable-frame-rate videos are kept and named on stderr, or quarantined with `reject_vfr`."""
     rows, quarantined = [], []
     seen: set[str] = set()
     for entry in tqdm(entries, desc="probing videos", unit="video"):
@@ -83,12 +113,15 @@ def build_manifest(entries: list[Entry], root: Path, min_frames: int, verify: bo
             continue
         seen.add(entry.video_id)
         try:
-            info = probe(root / entry.path, verify)
+            info = probe(root / entry.path, verify, reject_vfr)
             if info["num_frames"] < min_frames:
                 raise SuiteError(f"too short: {info['num_frames']} frames < {min_frames} needed for one clip")
         except SuiteError as exc:
             quarantined.append({"video_id": entry.video_id, "path": entry.path, "reason": str(exc)})
             continue
+        if info.pop("variable_frame_rate"):
+            print(f"variable frame rate, kept as a frame sequence at {info['fps']:.3f} fps on average: {entry.path}",
+                  file=sys.stderr)
         rows.append({**entry.__dict__, **info})
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
     return manifest, pd.DataFrame(quarantined, columns=QUARANTINE_COLUMNS)

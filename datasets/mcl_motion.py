@@ -13,6 +13,12 @@ datasets/motion_inputs.smk): `results/<scale>/motion/tvl1/<dataset>/<video_id>.n
 - `flow`     (N, H, W, 2) uint8 (optional): the TV-L1 flow (u, v) quantised as the official code
   stores it (`dataset/process_data/process_video.py::compute_TVL1`): clipped to +-20 px, mapped
   linearly to 0..255 (`dequantise_flow` inverts it).
+
+Variable frame rate: kept, as a sequence of decoded frames. Flow i is between decoded frames i
+and i+1 whatever their timestamps (the official code reads frames one after the other with
+OpenCV, which does the same), so one motion map per decoded frame, indexed as the clip sampler
+indexes frames. On such a video a frame pair spans a varying time, so motion magnitudes vary with
+it; the summary lists these videos under `variable_frame_rate` (`datasets.decode.frame_timing`).
 """
 from __future__ import annotations
 
@@ -279,7 +285,7 @@ def extract_video(path: str | os.PathLike, out: str | os.PathLike, short_side: i
     shipped). Raises VideoDecodeError naming the file if it cannot be decoded or has < 2 frames.
     """
     from core.io import save_npz
-    from datasets.decode import decode_all
+    from datasets.decode import decode_all, frame_timing
 
     path = Path(path)
     started = time.perf_counter()
@@ -295,7 +301,7 @@ def extract_video(path: str | os.PathLike, out: str | os.PathLike, short_side: i
         arrays["flow"] = quantise_flow(flow)
     save_npz(out, **arrays)
     return {"frames": int(len(frames)), "height": int(frames.shape[1]), "width": int(frames.shape[2]),
-            "seconds": time.perf_counter() - started}
+            "seconds": time.perf_counter() - started, "variable_frame_rate": frame_timing(path).variable}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,8 @@ One loop over a manifest's videos writes one cache file per video, `<out_dir>/<v
   progress (each extractor writes its file atomically, through `core.io`);
 - failures named: a video whose extractor raises one of `catch` is not cached; it is named on
   stderr and returned with its reason (an empty `catch` lets the error stop the run);
-- a summary: videos, extracted, skipped, failures, frames and extraction seconds.
+- a summary: videos, extracted, skipped, failures, frames and extraction seconds, and the
+  videos an extractor reports as `variable_frame_rate` (kept, as frame sequences).
 
 Users: `datasets.mcl_motion` (TV-L1, MCL), `datasets.compressed` (I-frames and motion vectors,
 CMD) through `run_extraction`, which also writes the summary JSON and a quarantine CSV;
@@ -38,6 +39,7 @@ class ExtractionStats:
     failed: list[dict] = field(default_factory=list)
     frames: int = 0
     seconds: float = 0.0
+    variable_frame_rate: list[str] = field(default_factory=list)
 
     @property
     def fps_per_core(self) -> float | None:
@@ -79,6 +81,8 @@ def extract_each(rows: pd.DataFrame, root: str | os.PathLike, out_dir: str | os.
         stats.extracted += 1
         stats.frames += int(result["frames"])
         stats.seconds += float(result["seconds"])
+        if result.get("variable_frame_rate"):
+            stats.variable_frame_rate.append(str(row.video_id))
     return stats
 
 
@@ -98,6 +102,7 @@ def write_summary(summary: str | os.PathLike, kind: str, manifest: str | os.Path
         "frames_extracted": stats.frames,
         "seconds": round(stats.seconds, 3),
         "fps_per_core": stats.fps_per_core,
+        "variable_frame_rate": stats.variable_frame_rate,
     })
 
 

@@ -10,8 +10,11 @@ Profiles (PyAV encoders; no ffmpeg binary is needed):
   CoViAR-style preprocessing): the compressed-domain input of CMD §4.1 (I-frames and motion vectors).
 
 Every output keeps the source's decoded frame count and its average frame rate: frames are
-re-timestamped 0, 1, 2, ... at that rate (so variable-rate sources become constant-rate), and
-the output is decoded again to check both. H.264 and MPEG-4 need even frame sizes; an odd
+re-timestamped 0, 1, 2, ... at that rate, and the output is decoded again to check both. A
+variable-frame-rate source (`datasets.decode.frame_timing`) becomes constant-rate: its frames
+are kept one for one (none dropped or repeated, so frame indices still name the same frames) at
+the mean rate of its timestamps, the fps its manifest row records (`datasets.manifest`); the
+summary lists such videos under `retimed_variable_frame_rate`. H.264 and MPEG-4 need even frame sizes; an odd
 height or width loses its last row or column, and the result says so.
 
 CLI (used by datasets/transcode.smk):
@@ -34,7 +37,7 @@ import numpy as np
 
 from core.errors import VideoDecodeError
 from core.io import atomic_path, write_json
-from datasets.decode import _iter_frames, _open, count_frames, fps_fraction
+from datasets.decode import _iter_frames, _open, count_frames, fps_fraction, frame_timing
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,8 @@ def _even_frame(frame: av.VideoFrame, width: int, height: int) -> av.VideoFrame:
 def transcode(src: str | os.PathLike, dst: str | os.PathLike, profile: str) -> dict:
     """Transcode `src` to `dst` (written atomically) with one of `PROFILES`.
 
-    Returns {"num_frames", "fps", "width", "height", "bytes", "seconds", "cropped_to_even"}.
+    Returns {"num_frames", "fps", "width", "height", "bytes", "seconds", "cropped_to_even",
+    "variable_frame_rate"} (the source's).
     Raises VideoDecodeError naming the file when the source cannot be decoded or when the output
     does not have the source's frame count and frame rate.
     """
@@ -90,6 +94,9 @@ def transcode(src: str | os.PathLike, dst: str | os.PathLike, profile: str) -> d
     src, dst = Path(src), Path(dst)
     t0 = time.perf_counter()
     rate = fps_fraction(src)
+    timing = frame_timing(src)
+    if timing.variable and timing.mean_fps > 0:
+        rate = Fraction(timing.mean_fps).limit_denominator(1001)
     n = 0
     with atomic_path(dst) as tmp:
         with _open(src) as inp, av.open(str(tmp), "w", format=prof.container) as out:
@@ -127,6 +134,7 @@ def transcode(src: str | os.PathLike, dst: str | os.PathLike, profile: str) -> d
         "bytes": dst.stat().st_size,
         "seconds": time.perf_counter() - t0,
         "cropped_to_even": (width, height) != (in_ctx.width, in_ctx.height),
+        "variable_frame_rate": timing.variable,
     }
 
 
@@ -139,12 +147,15 @@ def write_synthetic_video(
     codec: str = "mpeg4",
     container: str | None = None,
     options: dict | None = None,
+    pts_steps: tuple[int, ...] = (1,),
 ) -> np.ndarray:
     """Write a video whose frame i is identifiable, and return its RGB frames (N, H, W, 3).
 
     Frame i: grey background of level 16 + 7 * (i % 32), and a 8x8 white square moving right
     by 2 pixels per frame (row 8). The level lets a test read the frame index back from a decoded
     frame (`frame_index_of`) despite codec noise; the square gives motion.
+    Frame i lasts `pts_steps[i % len(pts_steps)]` ticks of 1 / `fps`: the default (1,) is
+    constant-rate; `write_vfr_video` makes a variable-rate one.
     """
     path = Path(path)
     rate = Fraction(fps)
@@ -157,16 +168,27 @@ def write_synthetic_video(
             stream.width, stream.height = width, height
             stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
             stream.time_base = 1 / rate
+            pts = 0
             for i in range(num_frames):
                 img = np.full((height, width, 3), 16 + 7 * (i % 32), dtype=np.uint8)
                 x = (2 * i) % max(width - 8, 1)
                 img[8:16, x : x + 8] = 255
                 frames[i] = img
                 frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-                frame.pts, frame.time_base = i, 1 / rate
+                frame.pts, frame.time_base = pts, 1 / rate
+                pts += pts_steps[i % len(pts_steps)]
                 out.mux(stream.encode(frame))
             out.mux(stream.encode(None))
     return frames
+
+
+def write_vfr_video(path: str | os.PathLike, num_frames: int = 30, codec: str = "libx264", **kwargs) -> np.ndarray:
+    """A variable-frame-rate `write_synthetic_video`: frame durations alternate 1/30 s and 1/15 s
+    (30 frames span 1.43 s: 20.2 fps on average). H.264 (single-threaded x264, so the bytes are
+    reproducible) or MPEG-4 Part 2, in MP4, Matroska or AVI (by the file's suffix)."""
+    if codec == "libx264":
+        kwargs.setdefault("options", {"crf": "18", "preset": "veryfast", "threads": "1"})
+    return write_synthetic_video(path, num_frames, fps=30, codec=codec, pts_steps=(1, 2), **kwargs)
 
 
 def frame_index_of(frame: np.ndarray) -> int:
@@ -203,6 +225,7 @@ def transcode_manifest(
     frames = 0
     seconds = 0.0
     cropped = []
+    retimed = []
     t0 = time.perf_counter()
     for row in tqdm(rows, desc=f"transcode {profile} {manifest.stem}", unit="video"):
         dst = out_dir / f"{row['video_id']}.{ext}"
@@ -222,6 +245,8 @@ def transcode_manifest(
         seconds += info["seconds"]
         if info["cropped_to_even"]:
             cropped.append(row["video_id"])
+        if info["variable_frame_rate"]:
+            retimed.append(row["video_id"])
     result = {
         "profile": profile,
         "manifest": str(manifest),
@@ -230,6 +255,7 @@ def transcode_manifest(
         "transcoded": transcoded,
         "skipped_existing": done,
         "cropped_to_even": cropped,
+        "retimed_variable_frame_rate": retimed,
         "frames_transcoded": frames,
         "wall_seconds": time.perf_counter() - t0,
         "frames_per_second": frames / seconds if seconds > 0 else None,

@@ -6,6 +6,8 @@ stops preparation with an error naming the file and line (`core.errors.Annotatio
 `MissingInputError`); whether each video exists and decodes is checked afterwards, and a video
 that is missing, empty, truncated or too short goes to the quarantine report by name
 (`datasets.manifest.build_manifest`, or `something.build_frame_manifest` for frame folders).
+A variable-frame-rate video is kept as a frame sequence, except in AVA, whose keyframes are
+timestamps: there it is quarantined ("variable frame rate"; `datasets.manifest.TIME_INDEXED`).
 
 `PARSERS` maps a dataset id (datasets/registry.py) to its parser (root -> entries);
 `datasets.manifest.entries_for` falls back to it, so `python -m datasets.manifest` writes the

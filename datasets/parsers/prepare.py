@@ -4,6 +4,8 @@ The manifest and quarantine report of every dataset of `datasets.parsers.PARSERS
 `python -m datasets.manifest` (one code path, same policy). AVA also needs the boxes that are
 evaluated: excluded keyframes and classes outside the label map removed (counts logged), kept
 only for videos of the manifest, each with its keyframe's frame index at the video's fps.
+That mapping from seconds to frames holds at a constant frame rate only: AVA's manifests
+quarantine variable-frame-rate videos (reason "variable frame rate", `datasets.manifest.TIME_INDEXED`).
 
     python -m datasets.parsers.prepare --dataset ava_val --root DIR --manifest M.csv --out M.boxes.csv
 """
