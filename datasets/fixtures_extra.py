@@ -24,7 +24,7 @@ from tqdm import tqdm
 from core.io import atomic_path, write_text
 from datasets.synthetic import class_patterns, render_frames, write_video
 
-SHORT_FRAMES = 6  # a "video shorter than one clip" (smoke min_frames is 24)
+SHORT_FRAMES = 6  # a "video shorter than one clip" (smoke min_frames is 16)
 
 SSV2_TEMPLATES = ["Pushing [something] from left to right", "Pushing [something] from right to left",
                   "Moving [something] up", "Moving [something] down", "Turning [something] upside down"]
