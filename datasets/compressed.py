@@ -29,7 +29,6 @@ frame rate" and is quarantined by name in the summary.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
@@ -275,19 +274,14 @@ def extract_video(path: str | os.PathLike, out: str | os.PathLike, grid: int = G
 
 
 def main(argv: list[str] | None = None) -> int:
-    from datasets.motion_cache import run_extraction
+    from datasets.motion_cache import extraction_parser, run_extraction
 
-    parser = argparse.ArgumentParser(description="Cache CMD's I-frames and motion vectors (Sec. 2.2) for every video of a manifest.")
-    parser.add_argument("--manifest", required=True, help="manifest CSV; its paths are relative to --root")
-    parser.add_argument("--root", required=True, help="folder holding the MPEG-4 (mpeg4_gop12) videos")
-    parser.add_argument("--out-dir", required=True, help="cache folder, one <video_id>.npz per video")
-    parser.add_argument("--summary", required=True, help="summary JSON (counts, failures, frames/s per core)")
+    parser = extraction_parser("Cache CMD's I-frames and motion vectors (Sec. 2.2) for every video of a manifest.",
+                               "folder holding the MPEG-4 (mpeg4_gop12) videos")
     parser.add_argument("--grid", type=int, default=GRID, help="cell size in pixels of the stored vector maps")
     parser.add_argument("--any-codec", action="store_true", help="accept codecs other than MPEG-4 Part 2")
     parser.add_argument("--transcoded", default="", metavar="EXT",
                         help="read <root>/<video_id><EXT> (a transcode folder, e.g. EXT=.avi) instead of the manifest's path")
-    parser.add_argument("--limit", type=int, default=0, help="only the first N videos (0: all)")
-    parser.add_argument("--strict", action="store_true", help="exit with status 1 if any video fails")
     args = parser.parse_args(argv)
 
     def extract(src: Path, dst: Path) -> dict:

@@ -22,7 +22,6 @@ it; the summary lists these videos under `variable_frame_rate` (`datasets.decode
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -305,17 +304,12 @@ def extract_video(path: str | os.PathLike, out: str | os.PathLike, short_side: i
 
 
 def main(argv: list[str] | None = None) -> int:
-    from datasets.motion_cache import run_extraction
+    from datasets.motion_cache import extraction_parser, run_extraction
 
-    parser = argparse.ArgumentParser(description="Cache MCL's TV-L1 motion maps (Sec. 3.1) for every video of a manifest.")
-    parser.add_argument("--manifest", required=True, help="manifest CSV (results/<scale>/manifests/<dataset>.csv)")
-    parser.add_argument("--root", required=True, help="dataset root the manifest's paths are relative to")
-    parser.add_argument("--out-dir", required=True, help="cache folder, one <video_id>.npz per video")
-    parser.add_argument("--summary", required=True, help="summary JSON (counts, failures, frames/s per core)")
+    parser = extraction_parser("Cache MCL's TV-L1 motion maps (Sec. 3.1) for every video of a manifest.",
+                               "dataset root the manifest's paths are relative to")
     parser.add_argument("--short-side", type=int, default=0, help="resize frames to this short side first (0: keep)")
     parser.add_argument("--no-flow", action="store_true", help="do not store the quantised flow")
-    parser.add_argument("--limit", type=int, default=0, help="only the first N videos (0: all)")
-    parser.add_argument("--strict", action="store_true", help="exit with status 1 if any video fails")
     args = parser.parse_args(argv)
     return run_extraction(
         "tvl1", args.manifest, args.root, args.out_dir, args.summary,

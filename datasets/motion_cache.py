@@ -16,6 +16,7 @@ CMD) through `run_extraction`, which also writes the summary JSON and a quaranti
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from dataclasses import dataclass, field
@@ -44,6 +45,18 @@ class ExtractionStats:
     @property
     def fps_per_core(self) -> float | None:
         return round(self.frames / self.seconds, 2) if self.seconds else None
+
+
+def extraction_parser(description: str, root_help: str) -> argparse.ArgumentParser:
+    """The command line every per-video extractor shares; callers add their own options."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--manifest", required=True, help="manifest CSV; its paths are relative to --root")
+    parser.add_argument("--root", required=True, help=root_help)
+    parser.add_argument("--out-dir", required=True, help="cache folder, one <video_id>.npz per video")
+    parser.add_argument("--summary", required=True, help="summary JSON (counts, failures, frames/s per core)")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N videos (0: all)")
+    parser.add_argument("--strict", action="store_true", help="exit with status 1 if any video fails")
+    return parser
 
 
 def cache_path(out_dir: str | os.PathLike, video_id) -> Path:
