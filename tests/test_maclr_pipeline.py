@@ -106,3 +106,13 @@ def test_linear_classifier_separates_separable_features():
     features = torch.randn(60, 5) * 0.1 + torch.nn.functional.one_hot(labels, 5).float() * 3
     layer = fit_linear(features, labels, 3, weight_decay=1e-4, max_iter=50)
     assert (layer(features).argmax(1) == labels).all()
+
+
+def test_recall_at_k_by_hand():
+    """Gallery classes 0, 1, 2 at (1, 0), (0, 1), (-1, 0). Query A (class 1) is nearest to class 0,
+    then class 1; query B (class 1) ranks class 0, class 2, class 1."""
+    from protocols.retrieval import recall_at_k
+
+    gallery, gallery_labels = torch.tensor([[1.0, 0], [0, 1], [-1, 0]]), torch.tensor([0, 1, 2])
+    queries, query_labels = torch.tensor([[0.9, 0.1], [0.1, -1]]), torch.tensor([1, 1])
+    assert recall_at_k(queries, query_labels, gallery, gallery_labels, [1, 2, 3]) == {"r_at_1": 0.0, "r_at_2": 50.0, "r_at_3": 100.0}

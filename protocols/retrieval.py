@@ -1,0 +1,74 @@
+"""Nearest-neighbour video retrieval (MaCLR Table 3a; the retrieval protocol of CMD, MCL and
+Controllable Augmentations): every video is embedded by the frozen backbone as the mean of its
+test views; each test video queries the training set by cosine similarity, and R@k is the
+percentage of test videos whose k nearest training videos include one of their class (MaCLR
+Table 3 caption: "A video is considered to be correctly predicted if its ground-truth label is
+among the labels of its k nearest neighbors retrieved from the training set").
+
+    python -m protocols.retrieval --checkpoint C.pt --manifest M.csv --root DIR --scale smoke --out metrics.json
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from core.config import load_scale
+from core.errors import SuiteError
+from core.io import torch_load, write_json
+from protocols.linear import FrozenEncoder, extract
+
+
+def recall_at_k(query: torch.Tensor, query_labels: torch.Tensor, gallery: torch.Tensor, gallery_labels: torch.Tensor,
+                ks: list[int]) -> dict[str, float]:
+    """R@k in percent: a query counts as retrieved when any of its k most cosine-similar gallery
+    items has the query's label."""
+    similarity = F.normalize(query, dim=1) @ F.normalize(gallery, dim=1).t()
+    nearest = similarity.topk(min(max(ks), len(gallery)), dim=1).indices
+    hits = gallery_labels[nearest] == query_labels[:, None]  # (queries, max k)
+    return {f"r_at_{k}": 100.0 * float(hits[:, :k].any(dim=1).float().mean()) for k in ks}
+
+
+def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache: Path | None, cfg: dict, seed: int) -> dict:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    encoder = FrozenEncoder(checkpoint, root, motion_cache, device)
+    train, test = manifest[manifest["split"] == "train"], manifest[manifest["split"] == "test"]
+    if train.empty or test.empty:
+        raise SuiteError("the evaluation manifest needs both train and test videos")
+    gallery, gallery_labels = extract(encoder, train, True, cfg, seed)
+    queries, query_labels = extract(encoder, test, True, cfg, seed)
+    metrics = recall_at_k(queries.mean(1), query_labels, gallery.mean(1), gallery_labels, [int(k) for k in cfg["ks"]])
+    metrics.update({"num_train_videos": len(train), "num_test_videos": len(test),
+                    "views": f"{cfg['temporal_views']}x{cfg['spatial_views']}"})
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, type=Path)
+    parser.add_argument("--manifest", required=True, type=Path)
+    parser.add_argument("--root", required=True, type=Path)
+    parser.add_argument("--motion-cache", type=Path, default=None)
+    parser.add_argument("--scale", default="smoke")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    profile = load_scale(args.scale)
+    try:
+        checkpoint = torch_load(args.checkpoint)
+        metrics = evaluate(checkpoint, pd.read_csv(args.manifest), args.root, args.motion_cache, profile["retrieval"], int(profile.get("seed", 0)))
+    except SuiteError as exc:
+        sys.exit(f"error: {exc}")
+    metrics.update({"scale": args.scale, "protocol": "retrieval", "checkpoint": str(args.checkpoint), **checkpoint["provenance"]})
+    write_json(args.out, metrics)
+    print(f"retrieval: R@1 {metrics['r_at_1']:.1f}% on {args.manifest.name} -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
