@@ -57,22 +57,31 @@ def test_table1_ablations_are_config_switches():
     assert smoke["visual"]["backbone"] == "r3d50_slowonly" and smoke["visual"]["width_multiplier"] < 1
 
 
-def test_training_steps_then_resume(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def tiny_k400(tmp_path_factory):
+    """A Kinetics fixture of 16 train videos with its manifest and flow-edge cache."""
+    from datasets.fixtures import make_kinetics400
+    from datasets.manifest import build_manifest, entries_for
+    from datasets.motion import build_cache, make_flow_estimator
+
+    base = tmp_path_factory.mktemp("tiny_k400")
+    root = base / "Kinetics400"
+    make_kinetics400(root, {"frames": 16, "height": 40, "width": 48, "fps": 10, "num_classes": 2, "train_per_class": 8, "val_per_class": 1}, seed=0)
+    manifest, _ = build_manifest(entries_for("k400", root), root, min_frames=8, verify=False)
+    manifest.to_csv(base / "k400.csv", index=False)
+    build_cache(manifest, root, "edge", base / "edge", 40, make_flow_estimator("farneback"))
+    return base, root
+
+
+def test_training_steps_then_resume(tiny_k400, tmp_path, monkeypatch):
     """Two epochs, then a third from last.pt: the resumed run continues the log, not restarts it."""
     import argparse
 
     import pandas as pd
 
-    from datasets.fixtures import make_kinetics400
-    from datasets.manifest import build_manifest, entries_for
-    from datasets.motion import build_cache, make_flow_estimator
     from methods.maclr import pretrain
 
-    root = tmp_path / "Kinetics400"
-    make_kinetics400(root, {"frames": 16, "height": 40, "width": 48, "fps": 10, "num_classes": 2, "train_per_class": 4, "val_per_class": 1}, seed=0)
-    manifest, _ = build_manifest(entries_for("k400", root), root, min_frames=8, verify=False)
-    manifest.to_csv(tmp_path / "k400.csv", index=False)
-    build_cache(manifest, root, "edge", tmp_path / "edge", 40, make_flow_estimator("farneback"))
+    base, root = tiny_k400
 
     def run(epochs):
         real = pretrain.method_config
@@ -84,8 +93,8 @@ def test_training_steps_then_resume(tmp_path, monkeypatch):
             return cfg
 
         monkeypatch.setattr(pretrain, "method_config", patched)
-        args = argparse.Namespace(variant="maclr", pretrain="k400", scale="smoke", manifest=tmp_path / "k400.csv",
-                                  root=root, motion_cache=tmp_path / "edge", video_dir=None, out=tmp_path / "run", threads=1)
+        args = argparse.Namespace(variant="maclr", pretrain="k400", scale="smoke", manifest=base / "k400.csv",
+                                  root=root, motion_cache=base / "edge", video_dir=None, out=tmp_path / "run", threads=1)
         pretrain.train(args)
 
     run(2)
@@ -93,11 +102,34 @@ def test_training_steps_then_resume(tmp_path, monkeypatch):
     assert first["epoch"].max() == 1 and np.isfinite(first["loss"]).all()
     run(3)
     log = pd.read_csv(tmp_path / "run" / "log.csv")
-    assert log["epoch"].tolist() == first["epoch"].tolist() + [2, 2]
+    assert log["epoch"].tolist() == first["epoch"].tolist() + [2] * 4  # 16 videos / batch 4
     assert log["loss"].iloc[: len(first)].tolist() == pytest.approx(first["loss"].tolist())
     ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert ckpt["input"]["modality"] == "rgb" and ckpt["encoder"]["backbone"] == "r3d50_slowonly"
     assert (tmp_path / "run" / "curve.png").stat().st_size > 0
+
+
+def test_distributed_pretraining_under_torchrun(tiny_k400, tmp_path):
+    """Two CPU processes (gloo) through torchrun: DDP-synchronised steps, keys gathered into the queues."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    base, root = tiny_k400
+    repo = Path(__file__).resolve().parent.parent
+    out = tmp_path / "ddp"
+    subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29541",
+         "-m", "methods.maclr.pretrain", "--variant", "maclr", "--pretrain", "k400_mini", "--scale", "smoke",
+         "--manifest", str(base / "k400.csv"), "--root", str(root), "--motion-cache", str(base / "edge"),
+         "--out", str(out), "--threads", "1"],
+        cwd=repo, check=True, env={**__import__("os").environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"},
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    # 16 train videos / (batch 8 x 2 ranks) = 1 step per epoch, 16 smoke epochs on k400_mini
+    assert summary["steps"] == 16 and summary["final_loss"] is not None
+    assert (out / "checkpoint.pt").exists()
 
 
 def test_linear_classifier_separates_separable_features():

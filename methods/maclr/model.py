@@ -32,20 +32,24 @@ def build_pathway_backbone(cfg: dict, pathway: str) -> nn.Module:
     return build_backbone(section["backbone"], width_multiplier=float(section["width_multiplier"]), in_channels=in_channels)
 
 
+class Pathways(nn.ModuleDict):
+    """Encoders by pathway name; one forward call embeds a dict of clips (so DDP can wrap it)."""
+
+    def forward(self, clips: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {name: encoder(clips[name]) for name, encoder in self.items()}
+
+
 class MaCLR(nn.Module):
     """Online and momentum encoders of the pathways a variant uses."""
 
     def __init__(self, cfg: dict):
         super().__init__()
         self.pathways = list(cfg["pathways"])
-        self.online = nn.ModuleDict({p: Encoder(build_pathway_backbone(cfg, p), cfg["embedding_dim"]) for p in self.pathways})
+        self.online = Pathways({p: Encoder(build_pathway_backbone(cfg, p), cfg["embedding_dim"]) for p in self.pathways})
         self.momentum = copy.deepcopy(self.online)
         for p in self.momentum.parameters():
             p.requires_grad_(False)
 
-    def queries(self, clips: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {p: self.online[p](clips[p]) for p in self.pathways}
-
     @torch.no_grad()
     def keys(self, clips: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {p: self.momentum[p](clips[p]) for p in self.pathways}
+        return self.momentum(clips)

@@ -110,9 +110,9 @@ def train(args: argparse.Namespace) -> None:
     if manifest.empty:
         raise SuiteError(f"{args.manifest}: no train videos")
     data = MaCLRPretrainData(manifest, args.root, args.motion_cache, cfg, seed, args.video_dir)
-    batch = int(cfg["batch_size"])
-    if len(data) < batch:
-        raise SuiteError(f"{args.manifest}: {len(data)} train videos, fewer than one batch of {batch}")
+    batch, world = int(cfg["batch_size"]), dist.get_world_size() if distributed else 1
+    if len(data) < batch * world:
+        raise SuiteError(f"{args.manifest}: {len(data)} train videos, fewer than one batch of {batch} on each of {world} process(es)")
     epochs = int(cfg["epochs"][args.pretrain])
 
     model = MaCLR(cfg).to(device)
@@ -135,7 +135,7 @@ def train(args: argparse.Namespace) -> None:
         if rank == 0:
             print(f"resuming {out} from epoch {start_epoch}", file=sys.stderr)
 
-    steps_per_epoch = len(data) // batch // (dist.get_world_size() if distributed else 1)
+    steps_per_epoch = len(data) // world // batch
     total_steps = epochs * steps_per_epoch
     started = time.perf_counter()
     for epoch in range(start_epoch, epochs):
@@ -159,12 +159,12 @@ def train(args: argparse.Namespace) -> None:
             clips = {p: sample["v_q" if p == "visual" else "m_q"].to(device, non_blocking=True) for p in model.pathways}
             key_clips = {p: sample["v_k" if p == "visual" else "m_k"].to(device, non_blocking=True) for p in model.pathways}
             video_index = sample["video_index"].to(device)
-            q = {p: online[p](clips[p]) for p in model.pathways} if not distributed else {p: online.module[p](clips[p]) for p in model.pathways}
+            q = online(clips)  # through DDP when distributed, so gradients are synchronised
             k = model.keys(key_clips)
             terms = loss_terms(cfg, q, k, video_index, queues)
             loss = maclr_loss(terms, cfg["losses"])
             if not torch.isfinite(loss):
-                raise SuiteError(f"non-finite loss at epoch {epoch} step {i} ({ {n: float(t) for n, t in terms.items()} })")
+                raise SuiteError(f"non-finite loss at epoch {epoch} step {i} ({ {n: t.item() for n, t in terms.items()} })")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.get("grad_clip_norm"):
@@ -174,10 +174,10 @@ def train(args: argparse.Namespace) -> None:
             all_index = gather(video_index)
             for p in model.pathways:
                 queues[p].push(gather(k[p]), all_index)
-            history.append({"epoch": epoch, "step": step, "lr": lr, "loss": float(loss),
-                            **{f"loss_{n}": float(t) for n, t in terms.items()},
+            history.append({"epoch": epoch, "step": step, "lr": lr, "loss": loss.item(),
+                            **{f"loss_{n}": t.item() for n, t in terms.items()},
                             "threshold_fallbacks": int(sample["threshold_fallback"].sum())})
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}")
         if rank == 0 and ((epoch + 1) % int(cfg["checkpoint_every_epochs"]) == 0 or epoch + 1 == epochs):
             torch_save(last_path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                    "queues": queues.state_dict(), "epoch": epoch + 1})
