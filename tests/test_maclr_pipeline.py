@@ -132,11 +132,15 @@ def test_distributed_pretraining_under_torchrun(tiny_k400, tmp_path):
     assert (out / "checkpoint.pt").exists()
 
 
-def test_linear_classifier_separates_separable_features():
+@pytest.mark.parametrize("cfg", [
+    {"solver": "lbfgs", "weight_decay": 1e-4, "max_iter": 50},
+    {"solver": "sgd", "lr": 1.0, "momentum": 0.9, "weight_decay": 0.0, "epochs": 30, "sgd_batch_size": 16},
+])
+def test_linear_classifier_separates_separable_features(cfg):
     torch.manual_seed(0)
     labels = torch.arange(3).repeat(20)
     features = torch.randn(60, 5) * 0.1 + torch.nn.functional.one_hot(labels, 5).float() * 3
-    layer = fit_linear(features, labels, 3, weight_decay=1e-4, max_iter=50)
+    layer = fit_linear(features, labels, 3, cfg)
     assert (layer(features).argmax(1) == labels).all()
 
 
