@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torchvision.transforms import v2
 
 from datasets.decode import load_clip
 from datasets.sampling import ClipPlan, ClipSpec
@@ -19,6 +20,19 @@ def clip_spec(section: dict, temporal_views: int = 1, spatial_views: int = 1) ->
     """ClipSpec from a config's `clip:` section."""
     c = section["clip"] if "clip" in section else section
     return ClipSpec(int(c["num_frames"]), int(c["stride"]), int(c["crop_size"]), int(c["short_side"]), temporal_views, spatial_views)
+
+
+def clip_augmentation(augment: dict, crop_size: int) -> v2.Compose:
+    """Colour jitter (brightness, contrast, saturation), grayscale and Gaussian blur, each with its
+    probability in `augment`; one set of random parameters per clip, since v2 transforms draw
+    once per call for all frames of a (T, C, H, W) tensor. Expects floats in [0, 1]."""
+    strength = float(augment["color_strength"])
+    kernel = max(3, int(0.1 * crop_size) // 2 * 2 + 1)  # ~10% of the crop, odd (SimCLR's choice)
+    return v2.Compose([
+        v2.RandomApply([v2.ColorJitter(brightness=strength, contrast=strength, saturation=strength)], p=augment["color_p"]),
+        v2.RandomGrayscale(p=augment["grayscale_p"]),
+        v2.RandomApply([v2.GaussianBlur(kernel, sigma=tuple(augment.get("blur_sigma", (0.1, 2.0))))], p=augment.get("blur_p", 0.0)),
+    ])
 
 
 _DALI_LOADERS: dict = {}

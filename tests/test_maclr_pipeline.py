@@ -152,3 +152,33 @@ def test_recall_at_k_by_hand():
     gallery, gallery_labels = torch.tensor([[1.0, 0], [0, 1], [-1, 0]]), torch.tensor([0, 1, 2])
     queries, query_labels = torch.tensor([[0.9, 0.1], [0.1, -1]]), torch.tensor([1, 1])
     assert recall_at_k(queries, query_labels, gallery, gallery_labels, [1, 2, 3]) == {"r_at_1": 0.0, "r_at_2": 50.0, "r_at_3": 100.0}
+
+
+def test_finetune_schedule_and_a_tiny_run(tiny_k400):
+    """Warm-up from warmup_start_lr to lr, cosine to zero; one epoch of end-to-end training and a
+    10x3-view test on the tiny fixture produce well-formed metrics."""
+    import pandas as pd
+
+    from methods.backbones import build_backbone
+    from protocols.finetune import evaluate, learning_rate
+
+    cfg = {"lr": 0.1, "warmup_start_lr": 0.01, "warmup_epochs": 1}
+    assert learning_rate(cfg, 0, 40, 10) == pytest.approx(0.01)
+    assert learning_rate(cfg, 5, 40, 10) == pytest.approx(0.055)
+    assert learning_rate(cfg, 10, 40, 10) == pytest.approx(0.1)
+    assert learning_rate(cfg, 40, 40, 10) == pytest.approx(0.0, abs=1e-12)
+
+    base, root = tiny_k400
+    manifest = pd.read_csv(base / "k400.csv").replace({"split": {"val": "test"}})
+    backbone = build_backbone("r3d18", width_multiplier=1 / 16)
+    checkpoint = {
+        "encoder": {"backbone": "r3d18", "width_multiplier": 1 / 16, "in_channels": 3, "state_dict": backbone.state_dict()},
+        "input": {"modality": "rgb", "clip": {"num_frames": 4, "stride": 2, "crop_size": 32, "short_side": 40},
+                  "mean": [0.45] * 3, "std": [0.225] * 3},
+    }
+    run_cfg = {"epochs": 1, "batch_size": 4, "lr": 0.01, "warmup_start_lr": 0.001, "warmup_epochs": 0.5, "momentum": 0.9,
+               "weight_decay": 1e-4, "dropout": 0.5, "augment": {"color_p": 0.6, "color_strength": 0.4, "grayscale_p": 0.5},
+               "test_crop_size": None, "temporal_views": 10, "spatial_views": 3}
+    metrics = evaluate(checkpoint, manifest, root, run_cfg, seed=0)
+    assert metrics["num_test_videos"] == 2 and metrics["views"] == "10x3"
+    assert 0.0 <= metrics["top1"] <= metrics["top5"] <= 100.0

@@ -15,24 +15,10 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import Dataset
-from torchvision.transforms import v2
 
-from datasets.clips import clip_spec, load_visual_clip, motion_clip, normalize
+from datasets.clips import clip_augmentation, clip_spec, load_visual_clip, motion_clip, normalize
 from datasets.motion import load_motion
 from datasets.sampling import ClipPlan, ClipSpec, clip_indices, random_crop_offset, random_start, resized_hw, valid_starts
-
-
-def visual_augmentation(cfg: dict) -> v2.Compose:
-    """MaCLR §4.1 visual augmentations (flip and crop are part of the clip plan). One set of
-    random parameters per clip: v2 transforms draw once per call for all frames of (T, C, H, W)."""
-    aug, crop = cfg["augment"], int(cfg["clip"]["crop_size"])
-    strength = float(aug["color_strength"])
-    kernel = max(3, int(0.1 * crop) // 2 * 2 + 1)  # ~10% of the crop, odd (SimCLR's choice)
-    return v2.Compose([
-        v2.RandomApply([v2.ColorJitter(brightness=strength, contrast=strength, saturation=strength)], p=aug["color_p"]),
-        v2.RandomGrayscale(p=aug["grayscale_p"]),
-        v2.RandomApply([v2.GaussianBlur(kernel, sigma=tuple(aug["blur_sigma"]))], p=aug["blur_p"]),
-    ])
 
 
 def motion_allowed_starts(frame_mean: np.ndarray, spec: ClipSpec, threshold: float) -> np.ndarray:
@@ -78,7 +64,8 @@ class MaCLRPretrainData(Dataset):
         self.use_motion = "motion" in cfg["pathways"]
         self.visual_spec = clip_spec(cfg["visual"])
         self.motion_spec = clip_spec(cfg["motion"])
-        self.augment = visual_augmentation(cfg["visual"])
+        # MaCLR §4.1 visual augmentations (flip and crop are part of the clip plan).
+        self.augment = clip_augmentation(cfg["visual"]["augment"], int(cfg["visual"]["clip"]["crop_size"]))
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:

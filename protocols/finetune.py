@@ -1,0 +1,155 @@
+"""Full-network fine-tuning (MaCLR §4.2 "Full Network Training": the pretrained backbone and a
+new linear classifier are trained end to end on the target dataset; top-1 over 10 temporal x 3
+spatial test views, softmax averaged). With a low-shot manifest (`ucf101_lowshot_<pct>`: a
+class-balanced subset of the training videos and the full test split) it is the low-shot
+protocol of MaCLR Table 3b.
+
+The paper gives no fine-tuning recipe for UCF101/HMDB51; the full profile uses the authors'
+released one (self-supervised-maclr, configs/UCF101/SLOW_32x8_R50.yaml), cited key by key there.
+
+    python -m protocols.finetune --checkpoint C.pt --manifest M.csv --root DIR --scale smoke --out metrics.json
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from core.config import load_scale
+from core.errors import SuiteError
+from core.io import torch_load, write_json
+from datasets.clips import clip_augmentation, load_visual_clip, normalize
+from datasets.sampling import ClipSpec, plan_test_clips, plan_train_clip, resized_hw
+from methods.backbones import build_backbone
+
+
+class Classifier(nn.Module):
+    """The transferred backbone with dropout and a new linear layer."""
+
+    def __init__(self, checkpoint: dict, num_classes: int, dropout: float):
+        super().__init__()
+        enc = checkpoint["encoder"]
+        self.backbone = build_backbone(enc["backbone"], width_multiplier=enc["width_multiplier"], in_channels=enc["in_channels"])
+        self.backbone.load_state_dict(enc["state_dict"])
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.backbone.out_dim, num_classes))
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(clip))
+
+
+class TrainClips(Dataset):
+    """One augmented training clip per video and epoch: random position, crop and flip, then the
+    colour augmentations of the config; seeded by (seed, epoch, video)."""
+
+    def __init__(self, videos: pd.DataFrame, root: Path, spec: ClipSpec, inputs: dict, augment: dict, seed: int):
+        self.videos, self.root, self.spec, self.inputs, self.seed = videos.reset_index(drop=True), root, spec, inputs, seed
+        self.augment = clip_augmentation(augment, spec.crop_size)
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, index: int):
+        row = self.videos.iloc[index]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        torch.manual_seed(int(rng.integers(2**31)))
+        plan = plan_train_clip(int(row.num_frames), resized_hw(row.height, row.width, self.spec.short_side), self.spec, rng)
+        clip = load_visual_clip(self.root / row.path, plan, self.spec, "cpu").float().div_(255.0)
+        clip = self.augment(clip.permute(1, 0, 2, 3)).permute(1, 0, 2, 3)
+        return normalize(clip, self.inputs["mean"], self.inputs["std"]), int(row.label)
+
+
+def learning_rate(cfg: dict, step: int, total: int, steps_per_epoch: int) -> float:
+    """Linear warm-up from `warmup_start_lr`, then cosine decay (PySlowFast's schedule)."""
+    warmup = int(float(cfg["warmup_epochs"]) * steps_per_epoch)
+    if step < warmup:
+        return cfg["warmup_start_lr"] + (cfg["lr"] - cfg["warmup_start_lr"]) * step / warmup
+    return 0.5 * cfg["lr"] * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, cfg: dict, seed: int) -> dict:
+    inputs = checkpoint["input"]
+    if inputs["modality"] != "rgb":
+        raise SuiteError("fine-tuning is defined for RGB encoders; this checkpoint's encoder reads motion inputs")
+    train, test = manifest[manifest["split"] == "train"], manifest[manifest["split"] == "test"]
+    if train.empty or test.empty:
+        raise SuiteError("the evaluation manifest needs both train and test videos")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(seed)
+    num_classes = int(manifest["label"].max()) + 1
+    model = Classifier(checkpoint, num_classes, float(cfg["dropout"])).to(device)
+    c = inputs["clip"]
+    spec = ClipSpec(int(c["num_frames"]), int(c["stride"]), int(c["crop_size"]), int(c["short_side"]))
+    data = TrainClips(train, root, spec, inputs, cfg["augment"], seed)
+    batch = min(int(cfg["batch_size"]), len(data))
+    steps_per_epoch = math.ceil(len(data) / batch)
+    epochs = int(cfg["epochs"])
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
+    for epoch in tqdm(range(epochs), desc="fine-tuning", unit="epoch"):
+        data.epoch = epoch
+        loader = DataLoader(data, batch_size=batch, shuffle=True, generator=torch.Generator().manual_seed(seed * 1000 + epoch))
+        model.train()
+        for i, (clips, labels) in enumerate(loader):
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(cfg, epoch * steps_per_epoch + i, epochs * steps_per_epoch, steps_per_epoch)
+            loss = F.cross_entropy(model(clips.to(device)), labels.to(device))
+            if not torch.isfinite(loss):
+                raise SuiteError(f"non-finite fine-tuning loss at epoch {epoch} step {i}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    model.eval()
+    test_spec = ClipSpec(spec.num_frames, spec.stride, int(cfg["test_crop_size"] or spec.crop_size),
+                         int(cfg["test_crop_size"] or spec.crop_size), int(cfg["temporal_views"]), int(cfg["spatial_views"]))
+    probabilities = []
+    with torch.no_grad():
+        for row in tqdm(list(test.itertuples()), desc="test views", unit="video"):
+            plans = plan_test_clips(int(row.num_frames), resized_hw(row.height, row.width, test_spec.short_side), test_spec)
+            clips = [normalize(load_visual_clip(root / row.path, p, test_spec, "cpu").float().div_(255.0), inputs["mean"], inputs["std"]) for p in plans]
+            logits = torch.cat([model(torch.stack(clips[i : i + 32]).to(device)).cpu() for i in range(0, len(clips), 32)])
+            probabilities.append(F.softmax(logits, dim=1).mean(0))
+    probabilities, labels = torch.stack(probabilities), torch.as_tensor(test["label"].to_numpy())
+    top = probabilities.topk(min(5, num_classes), dim=1).indices
+    return {
+        "top1": 100.0 * float((top[:, 0] == labels).float().mean()),
+        "top5": 100.0 * float((top == labels[:, None]).any(1).float().mean()),
+        "num_train_videos": len(train), "num_test_videos": len(test), "num_classes": num_classes,
+        "views": f"{cfg['temporal_views']}x{cfg['spatial_views']}", "epochs": epochs,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, type=Path)
+    parser.add_argument("--manifest", required=True, type=Path)
+    parser.add_argument("--root", required=True, type=Path)
+    parser.add_argument("--motion-cache", type=Path, default=None, help="unused: fine-tuning reads RGB")
+    parser.add_argument("--scale", default="smoke")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--protocol", default="finetune", help="name written into the metrics (finetune or lowshot)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    profile = load_scale(args.scale)
+    try:
+        checkpoint = torch_load(args.checkpoint)
+        metrics = evaluate(checkpoint, pd.read_csv(args.manifest), args.root, profile["finetune"], int(profile.get("seed", 0)))
+    except SuiteError as exc:
+        sys.exit(f"error: {exc}")
+    metrics.update({"scale": args.scale, "protocol": args.protocol, "checkpoint": str(args.checkpoint), **checkpoint["provenance"]})
+    write_json(args.out, metrics)
+    print(f"{args.protocol}: top-1 {metrics['top1']:.1f}% on {args.manifest.name} -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
