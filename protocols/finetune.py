@@ -11,9 +11,7 @@ released one (self-supervised-maclr, configs/UCF101/SLOW_32x8_R50.yaml), cited k
 """
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +22,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from core.config import load_scale
 from core.errors import SuiteError
-from core.io import torch_load, write_json
 from datasets.clips import clip_augmentation, load_visual_clip, normalize
 from datasets.sampling import ClipSpec, plan_test_clips, plan_train_clip, resized_hw
 from methods.backbones import build_backbone
+from protocols.cli import protocol_main
 
 
 class Classifier(nn.Module):
@@ -76,7 +73,8 @@ def learning_rate(cfg: dict, step: int, total: int, steps_per_epoch: int) -> flo
     return 0.5 * cfg["lr"] * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
-def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, cfg: dict, seed: int) -> dict:
+def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache: Path | None, cfg: dict, seed: int) -> dict:
+    """Fine-tune and test; `motion_cache` is unused (fine-tuning reads RGB)."""
     inputs = checkpoint["input"]
     if inputs["modality"] != "rgb":
         raise SuiteError("fine-tuning is defined for RGB encoders; this checkpoint's encoder reads motion inputs")
@@ -128,27 +126,7 @@ def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, cfg: dict, se
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, type=Path)
-    parser.add_argument("--manifest", required=True, type=Path)
-    parser.add_argument("--root", required=True, type=Path)
-    parser.add_argument("--motion-cache", type=Path, default=None, help="unused: fine-tuning reads RGB")
-    parser.add_argument("--scale", default="smoke")
-    parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--protocol", default="finetune", help="name written into the metrics (finetune or lowshot)")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    profile = load_scale(args.scale)
-    try:
-        checkpoint = torch_load(args.checkpoint)
-        metrics = evaluate(checkpoint, pd.read_csv(args.manifest), args.root, profile["finetune"], int(profile.get("seed", 0)))
-    except SuiteError as exc:
-        sys.exit(f"error: {exc}")
-    metrics.update({"scale": args.scale, "protocol": args.protocol, "checkpoint": str(args.checkpoint), **checkpoint["provenance"]})
-    write_json(args.out, metrics)
-    print(f"{args.protocol}: top-1 {metrics['top1']:.1f}% on {args.manifest.name} -> {args.out}")
+    protocol_main("finetune", evaluate, __doc__, "top1", argv)
 
 
 if __name__ == "__main__":

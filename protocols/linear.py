@@ -15,8 +15,6 @@ profile). `test_crop_size` sets the test crops (the authors' 256 at full scale).
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +23,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from core.config import load_scale
 from core.errors import SuiteError
-from core.io import torch_load, write_json
 from datasets.clips import load_visual_clip, motion_clip, normalize
 from datasets.motion import load_motion
 from datasets.sampling import ClipPlan, ClipSpec, plan_test_clips, plan_train_clip, resized_hw
 from methods.backbones import build_backbone
+from protocols.cli import protocol_main
 
 
 class FrozenEncoder:
@@ -161,26 +158,7 @@ def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, type=Path)
-    parser.add_argument("--manifest", required=True, type=Path)
-    parser.add_argument("--root", required=True, type=Path)
-    parser.add_argument("--motion-cache", type=Path, default=None)
-    parser.add_argument("--scale", default="smoke")
-    parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--threads", type=int, default=0)
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    profile = load_scale(args.scale)
-    try:
-        checkpoint = torch_load(args.checkpoint)
-        metrics = evaluate(checkpoint, pd.read_csv(args.manifest), args.root, args.motion_cache, profile["linear"], int(profile.get("seed", 0)))
-    except SuiteError as exc:
-        sys.exit(f"error: {exc}")
-    metrics.update({"scale": args.scale, "protocol": "linear", "checkpoint": str(args.checkpoint), **checkpoint["provenance"]})
-    write_json(args.out, metrics)
-    print(f"linear: top-1 {metrics['top1']:.1f}% on {args.manifest.name} -> {args.out}")
+    protocol_main("linear", evaluate, __doc__, "top1", argv)
 
 
 if __name__ == "__main__":

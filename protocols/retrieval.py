@@ -9,17 +9,14 @@ among the labels of its k nearest neighbors retrieved from the training set").
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from core.config import load_scale
 from core.errors import SuiteError
-from core.io import torch_load, write_json
+from protocols.cli import protocol_main
 from protocols.linear import FrozenEncoder, extract
 
 
@@ -48,26 +45,7 @@ def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, type=Path)
-    parser.add_argument("--manifest", required=True, type=Path)
-    parser.add_argument("--root", required=True, type=Path)
-    parser.add_argument("--motion-cache", type=Path, default=None)
-    parser.add_argument("--scale", default="smoke")
-    parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--threads", type=int, default=0)
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    profile = load_scale(args.scale)
-    try:
-        checkpoint = torch_load(args.checkpoint)
-        metrics = evaluate(checkpoint, pd.read_csv(args.manifest), args.root, args.motion_cache, profile["retrieval"], int(profile.get("seed", 0)))
-    except SuiteError as exc:
-        sys.exit(f"error: {exc}")
-    metrics.update({"scale": args.scale, "protocol": "retrieval", "checkpoint": str(args.checkpoint), **checkpoint["provenance"]})
-    write_json(args.out, metrics)
-    print(f"retrieval: R@1 {metrics['r_at_1']:.1f}% on {args.manifest.name} -> {args.out}")
+    protocol_main("retrieval", evaluate, __doc__, "r_at_1", argv)
 
 
 if __name__ == "__main__":

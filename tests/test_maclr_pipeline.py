@@ -179,6 +179,6 @@ def test_finetune_schedule_and_a_tiny_run(tiny_k400):
     run_cfg = {"epochs": 1, "batch_size": 4, "lr": 0.01, "warmup_start_lr": 0.001, "warmup_epochs": 0.5, "momentum": 0.9,
                "weight_decay": 1e-4, "dropout": 0.5, "augment": {"color_p": 0.6, "color_strength": 0.4, "grayscale_p": 0.5},
                "test_crop_size": None, "temporal_views": 10, "spatial_views": 3}
-    metrics = evaluate(checkpoint, manifest, root, run_cfg, seed=0)
+    metrics = evaluate(checkpoint, manifest, root, None, run_cfg, seed=0)
     assert metrics["num_test_videos"] == 2 and metrics["views"] == "10x3"
     assert 0.0 <= metrics["top1"] <= metrics["top5"] <= 100.0

@@ -1,0 +1,45 @@
+"""The command line every protocol shares: checkpoint + evaluation manifest -> metrics JSON."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import torch
+
+from core.config import load_scale
+from core.errors import SuiteError
+from core.io import torch_load, write_json
+
+# evaluate(checkpoint, manifest, dataset root, motion cache or None, profile section, seed) -> metrics
+Evaluate = Callable[[dict, pd.DataFrame, Path, "Path | None", dict, int], dict]
+
+
+def protocol_main(protocol: str, evaluate: Evaluate, description: str, headline: str, argv: list[str] | None = None) -> None:
+    """Parse the shared arguments, run `evaluate` with the scale profile's `protocol` section and
+    write its metrics (plus scale, protocol, checkpoint and the checkpoint's provenance)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, type=Path)
+    parser.add_argument("--manifest", required=True, type=Path)
+    parser.add_argument("--root", required=True, type=Path, help="dataset root the manifest's paths are relative to")
+    parser.add_argument("--motion-cache", type=Path, default=None, help="motion cache, for encoders that read motion")
+    parser.add_argument("--scale", default="smoke")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--protocol", default=protocol, help=f"name written into the metrics (default {protocol})")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    profile = load_scale(args.scale)
+    if protocol not in profile:
+        parser.error(f"scale profile {args.scale!r} has no `{protocol}:` section")
+    try:
+        checkpoint = torch_load(args.checkpoint)
+        metrics = evaluate(checkpoint, pd.read_csv(args.manifest), args.root, args.motion_cache, profile[protocol], int(profile.get("seed", 0)))
+    except SuiteError as exc:
+        sys.exit(f"error: {exc}")
+    metrics.update({"scale": args.scale, "protocol": args.protocol, "checkpoint": str(args.checkpoint), **checkpoint["provenance"]})
+    write_json(args.out, metrics)
+    print(f"{args.protocol}: {headline} {metrics[headline]:.1f}% on {args.manifest.name} -> {args.out}")
