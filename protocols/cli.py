@@ -17,6 +17,18 @@ from core.io import torch_load, write_json
 Evaluate = Callable[[dict, pd.DataFrame, Path, "Path | None", dict, int], dict]
 
 
+def evaluation_splits(manifest: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, test) videos of a manifest. Datasets whose official evaluation split is a
+    validation set (Kinetics, Something-Something) are tested on `val` when there is no `test`."""
+    train = manifest[manifest["split"] == "train"]
+    test = manifest[manifest["split"] == "test"]
+    if test.empty:
+        test = manifest[manifest["split"] == "val"]
+    if train.empty or test.empty:
+        raise SuiteError("the evaluation manifest needs train videos and test (or val) videos")
+    return train, test
+
+
 def protocol_main(protocol: str, evaluate: Evaluate, description: str, headline: str, argv: list[str] | None = None) -> None:
     """Parse the shared arguments, run `evaluate` with the scale profile's `protocol` section and
     write its metrics (plus scale, protocol, checkpoint and the checkpoint's provenance)."""

@@ -26,7 +26,7 @@ from core.errors import SuiteError
 from datasets.clips import clip_augmentation, load_visual_clip, normalize
 from datasets.sampling import ClipSpec, plan_test_clips, plan_train_clip, resized_hw
 from methods.backbones import build_backbone
-from protocols.cli import protocol_main
+from protocols.cli import evaluation_splits, protocol_main
 
 
 class Classifier(nn.Module):
@@ -78,9 +78,7 @@ def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache:
     inputs = checkpoint["input"]
     if inputs["modality"] != "rgb":
         raise SuiteError("fine-tuning is defined for RGB encoders; this checkpoint's encoder reads motion inputs")
-    train, test = manifest[manifest["split"] == "train"], manifest[manifest["split"] == "test"]
-    if train.empty or test.empty:
-        raise SuiteError("the evaluation manifest needs both train and test videos")
+    train, test = evaluation_splits(manifest)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(seed)
     num_classes = int(manifest["label"].max()) + 1

@@ -28,7 +28,7 @@ from datasets.clips import load_visual_clip, motion_clip, normalize
 from datasets.motion import load_motion
 from datasets.sampling import ClipPlan, ClipSpec, plan_test_clips, plan_train_clip, resized_hw
 from methods.backbones import build_backbone
-from protocols.cli import protocol_main
+from protocols.cli import evaluation_splits, protocol_main
 
 
 class FrozenEncoder:
@@ -137,9 +137,7 @@ def _fit_sgd(layer: torch.nn.Linear, features: torch.Tensor, labels: torch.Tenso
 def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache: Path | None, cfg: dict, seed: int) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     encoder = FrozenEncoder(checkpoint, root, motion_cache, device)
-    train, test = manifest[manifest["split"] == "train"], manifest[manifest["split"] == "test"]
-    if train.empty or test.empty:
-        raise SuiteError("the evaluation manifest needs both train and test videos")
+    train, test = evaluation_splits(manifest)
     num_classes = int(manifest["label"].max()) + 1
     train_x, train_y = extract(encoder, train, False, cfg, seed)
     layer = fit_linear(train_x.flatten(0, 1), train_y.repeat_interleave(train_x.shape[1]), num_classes, cfg)

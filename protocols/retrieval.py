@@ -15,8 +15,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from core.errors import SuiteError
-from protocols.cli import protocol_main
+from protocols.cli import evaluation_splits, protocol_main
 from protocols.linear import FrozenEncoder, extract
 
 
@@ -33,9 +32,7 @@ def recall_at_k(query: torch.Tensor, query_labels: torch.Tensor, gallery: torch.
 def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache: Path | None, cfg: dict, seed: int) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     encoder = FrozenEncoder(checkpoint, root, motion_cache, device)
-    train, test = manifest[manifest["split"] == "train"], manifest[manifest["split"] == "test"]
-    if train.empty or test.empty:
-        raise SuiteError("the evaluation manifest needs both train and test videos")
+    train, test = evaluation_splits(manifest)
     gallery, gallery_labels = extract(encoder, train, True, cfg, seed)
     queries, query_labels = extract(encoder, test, True, cfg, seed)
     metrics = recall_at_k(queries.mean(1), query_labels, gallery.mean(1), gallery_labels, [int(k) for k in cfg["ks"]])
