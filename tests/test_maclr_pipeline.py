@@ -116,11 +116,16 @@ def test_distributed_pretraining_under_torchrun(tiny_k400, tmp_path):
     import sys
     from pathlib import Path
 
+    import socket
+
     base, root = tiny_k400
     repo = Path(__file__).resolve().parent.parent
     out = tmp_path / "ddp"
+    with socket.socket() as probe:  # a free port for the rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
     subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29541",
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", port,
          "-m", "methods.maclr.pretrain", "--variant", "maclr", "--pretrain", "k400_mini", "--scale", "smoke",
          "--manifest", str(base / "k400.csv"), "--root", str(root), "--motion-cache", str(base / "edge"),
          "--out", str(out), "--threads", "1"],
