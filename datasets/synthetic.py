@@ -30,22 +30,33 @@ class MotionPattern:
 
 
 def class_patterns(num_classes: int) -> list[MotionPattern]:
-    """The first `num_classes` motion patterns of a fixed list (same list for every dataset)."""
-    patterns: list[MotionPattern] = []
-    for speed in (1.5, 3.0):
-        for k in range(8):
-            patterns.append(MotionPattern("linear", angle=2 * math.pi * k / 8, speed=speed))
-    patterns += [
-        MotionPattern("circle", clockwise=True),
-        MotionPattern("circle", clockwise=False),
+    """The first `num_classes` motion patterns of a fixed list (same list for every dataset).
+
+    Every class is closed under horizontal mirroring, since horizontal flipping is a standard
+    augmentation and must not turn one class into another: each video is mirrored at random
+    (`render_frames`), so "horizontal" covers left and right, "circle" both senses of rotation,
+    and a diagonal both of its mirror images. Classes differ by direction (up, down, horizontal,
+    diagonal), speed and trajectory.
+    """
+    down, up, diagonal_down, diagonal_up = math.pi / 2, 3 * math.pi / 2, math.pi / 4, 7 * math.pi / 4
+    patterns = [
+        MotionPattern("linear", angle=0.0, speed=1.5),
+        MotionPattern("linear", angle=down, speed=1.5),
+        MotionPattern("linear", angle=up, speed=1.5),
         MotionPattern("oscillate", angle=0.0),
+        MotionPattern("circle"),
+        MotionPattern("linear", angle=0.0, speed=3.0),
+        MotionPattern("linear", angle=down, speed=3.0),
+        MotionPattern("linear", angle=up, speed=3.0),
         MotionPattern("oscillate", angle=math.pi / 2),
+        MotionPattern("linear", angle=diagonal_down, speed=1.5),
+        MotionPattern("linear", angle=diagonal_up, speed=1.5),
+        MotionPattern("linear", angle=diagonal_down, speed=3.0),
+        MotionPattern("linear", angle=diagonal_up, speed=3.0),
     ]
     if num_classes > len(patterns):
         raise ValueError(f"at most {len(patterns)} motion-defined classes are available, asked for {num_classes}")
-    # Interleave so that small class counts still mix directions, speeds and trajectories.
-    order = sorted(range(len(patterns)), key=lambda i: (i % 4, i))
-    return [patterns[i] for i in order[:num_classes]]
+    return patterns[:num_classes]
 
 
 def _smooth_texture(rng: np.random.Generator, height: int, width: int, cell: int) -> np.ndarray:
@@ -102,7 +113,7 @@ def render_frames(
 
     Positions wrap around the frame edges, so objects stay in view for any video length. Each
     video has one still stretch (a quarter of its frames, at a random place), as real videos have
-    moments without motion.
+    moments without motion. Half of the videos are mirrored left to right.
     """
     rng = np.random.default_rng(seed)
     still_length = num_frames // 4
@@ -125,6 +136,8 @@ def render_frames(
             xs = (x + rows) % width
             frame[np.ix_(ys, xs)] = texture
         frames[i] = frame.astype(np.uint8)
+    if rng.random() < 0.5:  # a class holds a motion and its mirror image (see class_patterns)
+        frames = frames[:, :, ::-1].copy()
     return frames
 
 
