@@ -21,39 +21,24 @@ from core.io import atomic_path
 
 @dataclass(frozen=True)
 class MotionPattern:
-    """How the objects of one class move. `kind` is linear, circle or oscillate."""
+    """How the objects of one class move: straight, in direction `angle`, at `speed`."""
 
-    kind: str
-    angle: float = 0.0  # radians; direction of linear motion or axis of oscillation
-    speed: float = 1.5  # pixels per frame (linear), or radians per frame x radius (circle)
-    clockwise: bool = True
+    angle: float  # radians, image coordinates: 0 right, pi/2 down
+    speed: float  # pixels per frame
 
 
 def class_patterns(num_classes: int) -> list[MotionPattern]:
     """The first `num_classes` motion patterns of a fixed list (same list for every dataset).
 
-    Every class is closed under horizontal mirroring, since horizontal flipping is a standard
-    augmentation and must not turn one class into another: each video is mirrored at random
-    (`render_frames`), so "horizontal" covers left and right, "circle" both senses of rotation,
-    and a diagonal both of its mirror images. Classes differ by direction (up, down, horizontal,
-    diagonal), speed and trajectory.
+    A class is a direction and a speed of straight motion, so any short clip that shows motion
+    shows its class. Every class is closed under horizontal mirroring, since horizontal flipping
+    is a standard augmentation and must not turn one class into another: each video is mirrored
+    at random (`render_frames`), so "horizontal" covers left and right, and a diagonal both of
+    its mirror images. Directions: horizontal, down, up, down-diagonal, up-diagonal; speeds 1.5
+    and 3 pixels per frame.
     """
-    down, up, diagonal_down, diagonal_up = math.pi / 2, 3 * math.pi / 2, math.pi / 4, 7 * math.pi / 4
-    patterns = [
-        MotionPattern("linear", angle=0.0, speed=1.5),
-        MotionPattern("linear", angle=down, speed=1.5),
-        MotionPattern("linear", angle=up, speed=1.5),
-        MotionPattern("oscillate", angle=0.0),
-        MotionPattern("circle"),
-        MotionPattern("linear", angle=0.0, speed=3.0),
-        MotionPattern("linear", angle=down, speed=3.0),
-        MotionPattern("linear", angle=up, speed=3.0),
-        MotionPattern("oscillate", angle=math.pi / 2),
-        MotionPattern("linear", angle=diagonal_down, speed=1.5),
-        MotionPattern("linear", angle=diagonal_up, speed=1.5),
-        MotionPattern("linear", angle=diagonal_down, speed=3.0),
-        MotionPattern("linear", angle=diagonal_up, speed=3.0),
-    ]
+    directions = (0.0, math.pi / 2, 3 * math.pi / 2, math.pi / 4, 7 * math.pi / 4)
+    patterns = [MotionPattern(angle, speed) for speed in (1.5, 3.0) for angle in directions]
     if num_classes > len(patterns):
         raise ValueError(f"at most {len(patterns)} motion-defined classes are available, asked for {num_classes}")
     return patterns[:num_classes]
@@ -77,28 +62,13 @@ def _smooth_texture(rng: np.random.Generator, height: int, width: int, cell: int
     return np.clip(tex + fine, 0, 255)
 
 
-def _trajectory(pattern: MotionPattern, num_frames: int, start: np.ndarray, height: int, width: int,
-                still: tuple[int, int] = (0, 0)) -> np.ndarray:
+def _trajectory(pattern: MotionPattern, num_frames: int, start: np.ndarray, still: tuple[int, int]) -> np.ndarray:
     """Object top-left positions (num_frames, 2) as float (y, x); the objects hold still during
     frames [still[0], still[1]) (so motion thresholding has static stretches to skip)."""
     moving = np.ones(num_frames)
     moving[still[0] : still[1]] = 0.0
     t = np.concatenate([[0.0], np.cumsum(moving[1:])])[:, None]
-    if pattern.kind == "linear":
-        step = pattern.speed * np.array([math.sin(pattern.angle), math.cos(pattern.angle)])
-        return start + t * step
-    if pattern.kind == "circle":
-        radius = 0.25 * min(height, width)
-        omega = pattern.speed / radius * (1 if pattern.clockwise else -1)
-        phase = t[:, 0] * omega
-        return start + radius * np.stack([np.sin(phase), np.cos(phase) - 1.0], axis=1)
-    if pattern.kind == "oscillate":
-        amplitude = 0.3 * (height if math.sin(pattern.angle) else width)
-        period = 16.0
-        offset = amplitude * np.sin(2 * math.pi * t[:, 0] / period)
-        axis = np.array([math.sin(pattern.angle), math.cos(pattern.angle)])
-        return start + offset[:, None] * axis
-    raise ValueError(f"unknown motion pattern kind {pattern.kind!r}")
+    return start + t * pattern.speed * np.array([math.sin(pattern.angle), math.cos(pattern.angle)])
 
 
 def render_frames(
@@ -125,7 +95,7 @@ def render_frames(
     for _ in range(num_objects):
         texture = _smooth_texture(rng, size, size, cell=max(2, size // 3))
         start = rng.uniform(0, 1, size=2) * np.array([height, width])
-        objects.append((texture, _trajectory(pattern, num_frames, start, height, width, still)))
+        objects.append((texture, _trajectory(pattern, num_frames, start, still)))
     frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
     rows = np.arange(size)
     for i in range(num_frames):
