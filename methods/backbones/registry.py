@@ -19,6 +19,11 @@ class Entry:
     source: str = ""
 
 
+# Tran et al. 2018 Table 1 / torchvision VideoResNet layout: basic blocks, 3x7x7 stem with spatial
+# stride 2 and no pool, 3x3x3 convs, stride 2 in T, H, W at res3-res5. Entries below vary depth/conv.
+R3D = dict(block="basic", conv="3d", temporal_kernels=(3, 3, 3, 3), temporal_strides=(1, 2, 2, 2),
+           stem_temporal_kernel=3, stem_pool=False)
+
 BACKBONES: dict[str, Entry] = {
     # MaCLR §3.3: "Our Visual pathway is a 3D ResNet50 (R3D-50) with a structure similar to that of
     # 'Slow-only' in [23,57], which features 2D convs in res2, res3 and nondegenerate 3D convs in
@@ -38,42 +43,33 @@ BACKBONES: dict[str, Entry] = {
     # MaCLR Table 2 (R3D-18 at 128x128): 3D ResNet-18 of Hara et al. / Tran et al. 2018 as
     # torchvision r3d_18: 3x7x7 stem with spatial stride 2 and no pool, 3x3x3 convs everywhere,
     # stride 2 in T, H, W at res3, res4, res5.  Also Controllable Augmentations' R3D-18 (§4.1).
-    "r3d18": Entry(ResNet, dict(depth=18, block="basic", conv="3d", temporal_kernels=(3, 3, 3, 3),
-                                temporal_strides=(1, 2, 2, 2), stem_temporal_kernel=3, stem_pool=False),
+    "r3d18": Entry(ResNet, dict(R3D, depth=18),
                    "MaCLR Table 2; Tran et al. 2018 Table 1 (R3D-18), torchvision r3d_18"),
     # Controllable Augmentations §4.1: "We resize the input frame sequence into 16x112x112, and use
     # R3D-18 [25] as the video encoder" (Table 1 also R3D-34): the torchvision-style R3D.
-    "r3d34": Entry(ResNet, dict(depth=34, block="basic", conv="3d", temporal_kernels=(3, 3, 3, 3),
-                                temporal_strides=(1, 2, 2, 2), stem_temporal_kernel=3, stem_pool=False),
+    "r3d34": Entry(ResNet, dict(R3D, depth=34),
                    "Controllable Augmentations §4.1 / Table 1 (R3D-34); Tran et al. 2018 Table 1"),
     # Controllable Augmentations §4.1: local clips give a 2x4x4 feature map, "For global video feature
     # resolution is 8x4x4": of the R3D-18's three temporal strides (16 -> 2) one is kept (16 -> 8).
     # The paper does not say which two stages drop theirs; res4 and res5 run at stride 1 here.
-    "r3d18_global": Entry(ResNet, dict(depth=18, block="basic", conv="3d", temporal_kernels=(3, 3, 3, 3),
-                                       temporal_strides=(1, 2, 1, 1), stem_temporal_kernel=3, stem_pool=False),
+    "r3d18_global": Entry(ResNet, dict(R3D, depth=18, temporal_strides=(1, 2, 1, 1)),
                           "Controllable Augmentations §4.1 (global view 8x4x4 features)"),
     # CMD §4.1: "three video backbones: C3D [44], R(2+1)D-26 [45], and R3D-26 [20, 45]"; depth 26 =
     # basic blocks (2, 3, 4, 3) of Tran et al. 2018 Table 1, R3D / R(2+1)D as torchvision's VideoResNet.
-    "r3d26": Entry(ResNet, dict(depth=26, block="basic", conv="3d", temporal_kernels=(3, 3, 3, 3),
-                                temporal_strides=(1, 2, 2, 2), stem_temporal_kernel=3, stem_pool=False),
+    "r3d26": Entry(ResNet, dict(R3D, depth=26),
                    "CMD §4.1 (V-Network R3D-26); Tran et al. 2018 Table 1"),
-    "r2plus1d26": Entry(ResNet, dict(depth=26, block="basic", conv="2plus1d", temporal_kernels=(3, 3, 3, 3),
-                                     temporal_strides=(1, 2, 2, 2), stem_temporal_kernel=3, stem_pool=False,
-                                     stem_conv="2plus1d"),
+    "r2plus1d26": Entry(ResNet, dict(R3D, depth=26, conv="2plus1d", stem_conv="2plus1d"),
                         "CMD §4.1 (V-Network R(2+1)D-26); Tran et al. 2018 §3.5 / Table 1"),
     # CMD §4.1: "For the I-Network and M-Network, we use shallow R2D-10 and R3D-10 backbones,
     # respectively, where each of them comprises 4 layers of ResNet BasicBlocks".  The M-Network reads
     # 2-channel motion vectors: build_backbone("r3d10", in_channels=2).  R3D-10 is also IIC's network
     # (MCL Table 3, 14.4M).
-    "r3d10": Entry(ResNet, dict(depth=10, block="basic", conv="3d", temporal_kernels=(3, 3, 3, 3),
-                                temporal_strides=(1, 2, 2, 2), stem_temporal_kernel=3, stem_pool=False),
+    "r3d10": Entry(ResNet, dict(R3D, depth=10),
                    "CMD §4.1 (M-Network R3D-10, 2-channel motion vectors); MCL Table 3 (IIC, R3D-10)"),
     "r2d10": Entry(ResNet, dict(depth=10, block="basic"),
                    "CMD §4.1 (I-Network R2D-10 on I-frames; T = 1)"),
     # MCL Table 3: PRP's R(2+1)D with 14.4M parameters, the R(2+1)D-10 of VCOP (Xu et al. 2019).
-    "r2plus1d10": Entry(ResNet, dict(depth=10, block="basic", conv="2plus1d", temporal_kernels=(3, 3, 3, 3),
-                                     temporal_strides=(1, 2, 2, 2), stem_temporal_kernel=3, stem_pool=False,
-                                     stem_conv="2plus1d"),
+    "r2plus1d10": Entry(ResNet, dict(R3D, depth=10, conv="2plus1d", stem_conv="2plus1d"),
                         "MCL Table 3 (PRP, R(2+1)D, 14.4M); Tran et al. 2018"),
     # MCL §4.1: "R(2+1)D based on ResNet-50 [27, 37]"; Table 3: 27.3M parameters.  The layout is not
     # in the paper; MCL's released model/backbone.py (P3D-A ResNet-50): conv1 4x7x7 with temporal
