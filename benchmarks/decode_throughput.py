@@ -4,7 +4,7 @@ DALI runs on the GPU (NVDEC, H.264 transcodes) when one is visible, else on the 
 transcodes: DALI's CPU decoder reads VP8, VP9 and MJPEG only). The CPU pipeline is timed on the
 original files and on the same transcodes DALI reads. Inputs: generated videos, and the real
 videos of ../shared/data/real-videos when that folder exists. Every clip is a random training
-clip (datasets.sampling.plan_train_clip) with the same seed for both pipelines.
+clip (datasets.clips.sampling.plan_train_clip) with the same seed for both pipelines.
 
     python -m benchmarks.decode_throughput --out results/benchmarks/decode_throughput.json
 """
@@ -54,7 +54,7 @@ def machine() -> dict:
 
 def make_inputs(workdir: Path, use_real: bool) -> list[dict]:
     """Sets of videos: {"name", "sources": [paths], "size": (h, w)}."""
-    from datasets.transcode import write_synthetic_video
+    from datasets.transcodes.transcode import write_synthetic_video
 
     sets = []
     gen = []
@@ -70,8 +70,8 @@ def make_inputs(workdir: Path, use_real: bool) -> list[dict]:
 
 
 def plans_for(paths, spec, n_clips, seed):
-    from datasets.decode import video_info
-    from datasets.sampling import plan_train_clip, resized_hw
+    from datasets.clips.decode import video_info
+    from datasets.clips.sampling import plan_train_clip, resized_hw
 
     rng = np.random.default_rng(seed)
     infos = {p: video_info(p) for p in paths}
@@ -85,7 +85,7 @@ def plans_for(paths, spec, n_clips, seed):
 
 
 def time_cpu(paths, plans, spec) -> dict:
-    from datasets.decode import load_clip
+    from datasets.clips.decode import load_clip
 
     load_clip(paths[0], plans[0], spec)  # warm-up
     t0 = time.perf_counter()
@@ -96,7 +96,7 @@ def time_cpu(paths, plans, spec) -> dict:
 
 
 def time_dali(paths, plans, spec, device, batch_size, num_threads) -> dict:
-    from datasets.dali_decode import DaliClipLoader
+    from datasets.clips.dali_decode import DaliClipLoader
 
     t0 = time.perf_counter()
     loader = DaliClipLoader(spec, device=device, batch_size=batch_size, num_threads=num_threads)
@@ -125,8 +125,8 @@ def main(argv=None) -> int:
     import torch
 
     from core.io import write_json
-    from datasets.sampling import ClipSpec
-    from datasets.transcode import PROFILES, transcode
+    from datasets.clips.sampling import ClipSpec
+    from datasets.transcodes.transcode import PROFILES, transcode
 
     spec = ClipSpec(args.num_frames, args.stride, args.crop, args.short_side)
     device = args.device

@@ -5,7 +5,7 @@ efficiently extracted at over 500 fps on CPU" (CMD abstract and Sec. 1, citing C
 process CPU time (all threads of this process), so the figures are per core whatever threading
 the decoder uses; OpenCV runs single-threaded.
 
-Inputs: a generated fixture video (datasets.synthetic, UCF101-like 320x240) and, when present,
+Inputs: a generated fixture video (datasets.sources.synthetic, UCF101-like 320x240) and, when present,
 the real videos of <repo>/../shared/data/real-videos/ (skipped cleanly when absent). Each is
 transcoded to the suite's `mpeg4_gop12` profile first (CMD's input); the transcode is not timed.
 TV-L1 (MCL Sec. 3.1) runs on the first `--tvl1-frames` frames only (it is ~1000x slower).
@@ -35,9 +35,9 @@ def _cpu(fn):
 def measure(path: Path, workdir: Path, tvl1_frames: int) -> dict:
     import cv2
 
-    from datasets import compressed, mcl_motion
-    from datasets.decode import decode_frames, video_info
-    from datasets.transcode import transcode
+    from datasets.motion import compressed, tvl1
+    from datasets.clips.decode import decode_frames, video_info
+    from datasets.transcodes.transcode import transcode
 
     cv2.setNumThreads(1)
     mpeg4 = workdir / f"{path.stem}.avi"
@@ -46,7 +46,7 @@ def measure(path: Path, workdir: Path, tvl1_frames: int) -> dict:
     n = len(out["pict_types"])
     info = video_info(path)
     frames = decode_frames(path, range(min(tvl1_frames, info["num_frames"])))
-    _, tvl1_seconds = _cpu(lambda: mcl_motion.motion_map(mcl_motion.tvl1_flow(frames)))
+    _, tvl1_seconds = _cpu(lambda: tvl1.motion_map(tvl1.tvl1_flow(frames)))
     return {
         "video": path.name, "size": f"{info['width']}x{info['height']}", "frames": n,
         "iframes": int(len(out["iframe_indices"])),
@@ -57,7 +57,7 @@ def measure(path: Path, workdir: Path, tvl1_frames: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     from core.io import write_json
-    from datasets.synthetic import class_patterns, render_frames, write_video
+    from datasets.sources.synthetic import class_patterns, render_frames, write_video
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tvl1-frames", type=int, default=8, help="frames per video for the TV-L1 timing")

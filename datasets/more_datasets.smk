@@ -1,13 +1,13 @@
-# Preparation of SSv2, SSv1, Diving48, VidSitu, AVA v2.2 (datasets/parsers/), Kinetics-400 val and
-# the UCF101 low-shot subsets (datasets/lowshot.py): the manifests of the parsed datasets come from
+# Preparation of SSv2, SSv1, Diving48, VidSitu, AVA v2.2 (datasets/sources/parsers/), Kinetics-400 val and
+# the UCF101 low-shot subsets (datasets/manifests/lowshot.py): the manifests of the parsed datasets come from
 # rule `manifest` of datasets/rules.smk (one code path); AVA's boxes, K400 val and low-shot here.
-# Fixtures (smoke) come from rule `fixture` (datasets.fixtures, formats in datasets/fixtures_extra.py).
+# Fixtures (smoke) come from rule `fixture` (datasets.sources.fixtures, formats in datasets/sources/fixtures_extra.py).
 # Included by the Snakefile; dataset_root() and dataset_source() are defined in rules.smk.
 
 
 
-# Their manifests come from rule `manifest` (datasets/rules.smk): `datasets.manifest.entries_for`
-# falls back to datasets.parsers.PARSERS. AVA's evaluated boxes are one more step.
+# Their manifests come from rule `manifest` (datasets/rules.smk): `datasets.manifests.manifest.entries_for`
+# falls back to datasets.sources.parsers.PARSERS. AVA's evaluated boxes are one more step.
 rule ava_boxes:
     input:
         source=lambda w: dataset_source(w.dataset),
@@ -21,7 +21,7 @@ rule ava_boxes:
     log:
         f"{RESULTS}/logs/boxes_{{dataset}}.log",
     shell:
-        "{PY} -m datasets.parsers.prepare --dataset {wildcards.dataset} --root {params.root} "
+        "{PY} -m datasets.sources.parsers.prepare --dataset {wildcards.dataset} --root {params.root} "
         "--manifest {input.manifest} --out {output} 2> {log}"
 
 
@@ -48,7 +48,7 @@ rule ucf101_lowshot:
     log:
         f"{RESULTS}/logs/manifest_ucf101_lowshot_{{pct}}.log",
     shell:
-        "{PY} -m datasets.lowshot --parent {input} --pct {wildcards.pct} --scale {SCALE} --out {output} 2> {log}"
+        "{PY} -m datasets.manifests.lowshot --parent {input} --pct {wildcards.pct} --scale {SCALE} --out {output} 2> {log}"
 
 
 rule lowshot_all:

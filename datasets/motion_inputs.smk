@@ -37,7 +37,7 @@ rule mcl_motion:
     log:
         f"{RESULTS}/logs/motion_tvl1_{{dataset}}.log",
     shell:
-        "{_MOTION_PY} -m datasets.mcl_motion --manifest {input} --root {params.root} --out-dir {params.cache} "
+        "{_MOTION_PY} -m datasets.motion.tvl1 --manifest {input} --root {params.root} --out-dir {params.cache} "
         "--summary {output} --short-side {params.short_side} {_NO_FLOW} {_STRICT} 2> {log}"
 
 
@@ -53,5 +53,5 @@ rule cmd_compressed:
     log:
         f"{RESULTS}/logs/motion_compressed_{{dataset}}.log",
     shell:
-        "{_MOTION_PY} -m datasets.compressed --manifest {input.manifest} --root {params.root} --transcoded .avi "
+        "{_MOTION_PY} -m datasets.motion.compressed --manifest {input.manifest} --root {params.root} --transcoded .avi "
         "--out-dir {params.cache} --summary {output} --grid " + str(int(_MOTION_INPUTS["mv_grid"])) + " {_STRICT} 2> {log}"

@@ -2,8 +2,8 @@
 # Included by the Snakefile, which defines SCALE, PROFILE, RESULTS and DATA_ROOT.
 import sys as _sys
 
-from datasets.fixtures import FIXTURE_DIRECTORIES
-from datasets.registry import DATASETS
+from datasets.sources.fixtures import FIXTURE_DIRECTORIES
+from datasets.sources.registry import DATASETS
 
 PY = f"PYTHONPATH={workflow.basedir} {_sys.executable}"
 
@@ -39,7 +39,7 @@ rule fixture:
     log:
         f"{RESULTS}/logs/fixture_{{directory}}.log",
     shell:
-        "{PY} -m datasets.fixtures --dataset {params.key} --root {RESULTS}/data/{wildcards.directory} "
+        "{PY} -m datasets.sources.fixtures --dataset {params.key} --root {RESULTS}/data/{wildcards.directory} "
         "--scale {SCALE} --done {output} 2> {log}"
 
 
@@ -54,7 +54,7 @@ rule manifest:
     log:
         f"{RESULTS}/logs/manifest_{{dataset}}.log",
     shell:
-        "{PY} -m datasets.manifest --dataset {wildcards.dataset} --root {params.root} --scale {SCALE} "
+        "{PY} -m datasets.manifests.manifest --dataset {wildcards.dataset} --root {params.root} --scale {SCALE} "
         "--out {output.manifest} --quarantine {output.quarantine} 2> {log}"
 
 
@@ -66,7 +66,7 @@ rule k400_mini:
     log:
         f"{RESULTS}/logs/manifest_k400_mini.log",
     shell:
-        "{PY} -m datasets.subsets --parent {input} --scale {SCALE} --out {output} 2> {log}"
+        "{PY} -m datasets.manifests.subsets --parent {input} --scale {SCALE} --out {output} 2> {log}"
 
 
 ruleorder: k400_mini > manifest
@@ -91,5 +91,5 @@ rule motion:
     log:
         f"{RESULTS}/logs/motion_{{kind}}_{{dataset}}.log",
     shell:
-        "{PY} -m datasets.motion --manifest {input} --root {params.root} --kind {wildcards.kind} --scale {SCALE} "
+        "{PY} -m datasets.motion.flow --manifest {input} --root {params.root} --kind {wildcards.kind} --scale {SCALE} "
         "--cache-dir {params.cache} --summary {output} {params.raft} 2> {log}"

@@ -7,7 +7,7 @@
 # Included by the Snakefile (SCALE, RESULTS, PROFILE, config); dataset_root() is defined in rules.smk.
 import sys as _sys
 
-from datasets.transcode import PROFILES as TRANSCODE_PROFILES
+from datasets.transcodes.transcode import PROFILES as TRANSCODE_PROFILES
 
 
 rule transcode:
@@ -24,5 +24,5 @@ rule transcode:
     log:
         f"{RESULTS}/logs/transcode_{{codec}}_{{dataset}}.log",
     shell:
-        "{params.python} -m datasets.transcode --manifest {input} --root {params.root} "
+        "{params.python} -m datasets.transcodes.transcode --manifest {input} --root {params.root} "
         "--codec {wildcards.codec} --out-dir {params.out_dir} --summary {output} 2> {log}"

@@ -23,8 +23,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from core.errors import SuiteError
-from datasets.clips import clip_augmentation, load_visual_clip, normalize
-from datasets.sampling import ClipSpec, plan_test_clips, plan_train_clip, resized_hw
+from datasets.clips.reader import clip_augmentation, load_visual_clip, normalize
+from datasets.clips.sampling import ClipSpec, plan_test_clips, plan_train_clip, resized_hw
 from methods.backbones import build_backbone
 from protocols.cli import evaluation_splits, protocol_main
 

@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from core.errors import SuiteError
-from datasets.clips import load_visual_clip, motion_clip, normalize
-from datasets.motion import load_motion
-from datasets.sampling import ClipPlan, ClipSpec, plan_test_clips, plan_train_clip, resized_hw
+from datasets.clips.reader import load_visual_clip, motion_clip, normalize
+from datasets.motion.flow import load_motion
+from datasets.clips.sampling import ClipPlan, ClipSpec, plan_test_clips, plan_train_clip, resized_hw
 from methods.backbones import build_backbone
 from protocols.cli import evaluation_splits, protocol_main
 

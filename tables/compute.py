@@ -21,6 +21,7 @@ import torch
 import yaml
 
 from core.io import write_csv, write_text
+from methods.backbones import build_backbone
 
 CONVENTION = ("fvcore FlopCountAnalysis, 1 fused multiply-add = 1 FLOP, batch size 1, eval mode; "
               "counted: conv, linear/addmm/mm, matmul, bmm, einsum; not counted: batch_norm (folds into "
@@ -65,8 +66,6 @@ def _freeze(d: dict) -> tuple:
 
 @lru_cache(maxsize=None)
 def count_backbone(name: str, kwargs: tuple, input_shape: tuple) -> dict:
-    from methods.backbones import build_backbone
-
     kw = {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs}
     torch.manual_seed(0)
     return count(build_backbone(name, **kw), input_shape)

@@ -2,7 +2,7 @@
 
 A `reproduce` cell is runnable iff the method's `methods/<method>/config.yaml` lists the variant,
 its protocol is in `protocols.IMPLEMENTED`, and its pretraining and evaluation datasets are in
-`datasets.registry.DATASETS`. Its metrics file is
+`datasets.sources.registry.DATASETS`. Its metrics file is
 `<results>/eval/<method>/<variant>/<pretrain>/<protocol>/<eval>.json` (CONTRIBUTING.md).
 Compute cells (protocol `compute`) are read from `results/compute/compute.csv` by key.
 """
@@ -13,8 +13,9 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import protocols
 from core.config import method_variants
-from tables.schema import Column, Part, Row, Spec
+from tables.schema import Column, Part, Row, Spec, SpecError
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPUTE_CSV = "results/compute/compute.csv"
@@ -40,18 +41,17 @@ class CellRun:
 
 
 def dataset_ids() -> set[str]:
-    """Dataset ids the suite can prepare; empty while datasets/registry.py does not exist yet."""
+    """Dataset ids the suite can prepare; empty while datasets/sources/registry.py does not exist yet."""
     try:
-        module = importlib.import_module("datasets.registry")
+        module = importlib.import_module("datasets.sources.registry")
     except ModuleNotFoundError as err:
-        if err.name in ("datasets", "datasets.registry"):
+        if err.name in ("datasets", "datasets.sources", "datasets.sources.registry"):
             return set()
         raise
     return set(getattr(module, "DATASETS", {}) or {})
 
 
 def implemented_protocols() -> set[str]:
-    import protocols
     return set(getattr(protocols, "IMPLEMENTED", set()))
 
 
@@ -86,7 +86,7 @@ def cell_run(spec: Spec, part: Part, row: Row, column: Column, results: str,
         reasons.append(f"protocol {protocol} not implemented")
     for ds in (rep["pretrain"], evaldata):
         if ds != NO_PRETRAIN and ds not in datasets:
-            reasons.append(f"dataset {ds} not in datasets.registry")
+            reasons.append(f"dataset {ds} not in datasets.sources.registry")
     return CellRun(**common, eval=evaldata, path=path, compute_key=None,
                    runnable=not reasons, reason="; ".join(reasons))
 
@@ -130,7 +130,6 @@ def compute_value(entry: dict[str, str], metric: str, key: str = "") -> float | 
     (`quantity`, `counted_value`), whose `quantity` must then be the cell's metric: a key that
     points at another quantity (#params for a FLOPs cell) is an error, never a number.
     """
-    from tables.schema import SpecError
     if metric in entry:
         raw = entry[metric]
     elif "value" in entry:
@@ -154,6 +153,5 @@ def read_compute_csv(path: str | Path) -> dict[str, dict[str, str]]:
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         if "key" not in (reader.fieldnames or []):
-            from tables.schema import SpecError
             raise SpecError(f"{path}: no 'key' column (columns: {reader.fieldnames})")
         return {row["key"]: row for row in reader}

@@ -1,4 +1,5 @@
-"""CMD compressed-domain inputs (datasets/compressed.py): vectors of known motion, sampling, cache."""
+"""CMD compressed-domain inputs (datasets/motion/compressed.py): vectors of known motion, cache;
+CMD sampling (methods/cmd/sampling.py)."""
 import json
 from pathlib import Path
 
@@ -7,8 +8,9 @@ import pandas as pd
 import pytest
 
 from core.errors import VideoDecodeError
-from datasets import compressed as cd
-from datasets.sampling import ClipSpec
+from datasets.clips.sampling import ClipSpec
+from datasets.motion import compressed as cd
+from methods.cmd.sampling import plan_cmd_sample
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-videos"
 
@@ -28,8 +30,8 @@ def square_frames(num_frames=26, height=64, width=128, k=3, size=24, seed=0):
 
 def write_mpeg4_gop12(path, frames, fps=25):
     """MPEG-4 Part 2, GOP 12, no B-frames, through the suite's transcode profile."""
-    from datasets.synthetic import write_video
-    from datasets.transcode import transcode
+    from datasets.sources.synthetic import write_video
+    from datasets.transcodes.transcode import transcode
 
     src = path.with_name(path.stem + "_src.mp4")
     write_video(src, frames, fps)
@@ -98,7 +100,7 @@ def test_cmd_sample_follows_section_4_1():
     spec = ClipSpec(num_frames=16, stride=4, crop_size=112, short_side=128)
     iframes = np.arange(0, 200, 12)
     for seed in range(30):
-        s = cd.plan_cmd_sample(200, iframes, (128, 170), spec, np.random.default_rng(seed))
+        s = plan_cmd_sample(200, iframes, (128, 170), spec, np.random.default_rng(seed))
         start = s.clip.indices[0]
         assert len(s.clip.indices) == 16 and np.all(np.diff(s.clip.indices) == 4)
         assert s.motion.indices == tuple(range(start + 61, start + 69))  # the next 8 frames
@@ -109,16 +111,16 @@ def test_cmd_sample_follows_section_4_1():
             assert len(neg.indices) == 8 and max(neg.indices) < 200
             assert abs(neg.indices[0] - s.motion.indices[0]) >= 8  # no overlap with the positive window
     with pytest.raises(ValueError, match="shorter than a CMD sample"):
-        cd.plan_cmd_sample(68, iframes, (128, 170), spec, np.random.default_rng(0))
+        plan_cmd_sample(68, iframes, (128, 170), spec, np.random.default_rng(0))
     # a GOP longer than the clip: the I-frame nearest the clip's centre
-    s = cd.plan_cmd_sample(80, np.array([0]), (128, 170), spec, np.random.default_rng(0))
+    s = plan_cmd_sample(80, np.array([0]), (128, 170), spec, np.random.default_rng(0))
     assert s.iframe == 0
 
 
 def test_mv_clip_shares_geometry_with_rgb_clip(square_video):
     out = cd.extract_compressed(square_video)
     spec = ClipSpec(num_frames=4, stride=1, crop_size=32, short_side=64)
-    s = cd.plan_cmd_sample(26, out["iframe_indices"], (64, 128), spec, np.random.default_rng(3))
+    s = plan_cmd_sample(26, out["iframe_indices"], (64, 128), spec, np.random.default_rng(3))
     clip = cd.mv_clip(out["mv"], int(out["grid"]), (64, 128), s.motion, spec)
     assert clip.shape == (8, 32, 32, 2) and clip.dtype == np.float32
     assert clip.min() >= -0.5 and clip.max() <= 0.5
@@ -131,7 +133,7 @@ def test_bad_inputs_are_named(tmp_path, square_video):
     with pytest.raises(VideoDecodeError, match="gone.avi"):
         cd.extract_compressed(tmp_path / "gone.avi")
     h264 = tmp_path / "clip.mp4"
-    from datasets.synthetic import write_video
+    from datasets.sources.synthetic import write_video
 
     write_video(h264, square_frames(num_frames=4), 25)
     with pytest.raises(VideoDecodeError, match="clip.mp4.*mpeg4_gop12"):

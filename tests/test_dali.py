@@ -1,7 +1,7 @@
 """The DALI pipeline against the CPU pipeline: same frames, same crops, same pixels.
 
 DALI's CPU video decoder reads VP8, VP9 and MJPEG only, so the comparison runs on a lossless VP9
-transcode. With `datasets.decode.RGB_CONVERSION_FLAGS`, both decoders give identical RGB frames;
+transcode. With `datasets.clips.decode.RGB_CONVERSION_FLAGS`, both decoders give identical RGB frames;
 what remains is the bilinear resize, whose float arithmetic differs between DALI and torch, so a
 value that lands within float error of .5 may round the other way: at most 1 level, on a tiny
 fraction of the pixels.
@@ -14,11 +14,11 @@ import torch
 
 pytest.importorskip("nvidia.dali")
 
-import datasets.sampling as S  # noqa: E402
+import datasets.clips.sampling as S  # noqa: E402
 from core.errors import VideoDecodeError  # noqa: E402
-from datasets import decode as D  # noqa: E402
-from datasets.dali_decode import DaliClipLoader, dali_load_clips  # noqa: E402
-from datasets.transcode import frame_index_of, transcode, write_synthetic_video  # noqa: E402
+from datasets.clips import decode as D  # noqa: E402
+from datasets.clips.dali_decode import DaliClipLoader, dali_load_clips  # noqa: E402
+from datasets.transcodes.transcode import frame_index_of, transcode, write_synthetic_video  # noqa: E402
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-videos"
 

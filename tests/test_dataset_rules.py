@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from datasets.fixtures_extra import BAD
+from datasets.sources.fixtures_extra import BAD
 
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = [

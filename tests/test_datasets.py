@@ -4,11 +4,11 @@ import pandas as pd
 import pytest
 
 from core.errors import AnnotationError, MissingInputError
-from datasets.fixtures import make_hmdb51, make_kinetics400, make_ucf101
-from datasets.manifest import build_manifest, entries_for
-from datasets.official import parse_hmdb51, parse_kinetics400, parse_ucf101
-from datasets.subsets import k400_mini
-from datasets.synthetic import class_patterns, render_frames
+from datasets.sources.fixtures import make_hmdb51, make_kinetics400, make_ucf101
+from datasets.manifests.manifest import build_manifest, entries_for
+from datasets.sources.official import parse_hmdb51, parse_kinetics400, parse_ucf101
+from datasets.manifests.subsets import k400_mini
+from datasets.sources.synthetic import class_patterns, render_frames
 
 TINY = {"frames": 12, "height": 24, "width": 32, "fps": 10}
 

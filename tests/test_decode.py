@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-import datasets.sampling as S
+import datasets.clips.sampling as S
 from core.errors import VideoDecodeError
-from datasets import decode as D
-from datasets.transcode import PROFILES, frame_index_of, transcode, write_synthetic_video
+from datasets.clips import decode as D
+from datasets.transcodes.transcode import PROFILES, frame_index_of, transcode, write_synthetic_video
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-videos"
 
@@ -194,7 +194,7 @@ def test_real_videos_info_and_decode():
 def test_transcode_manifest_resumes(tmp_path):
     import json
 
-    from datasets.transcode import main
+    from datasets.transcodes.transcode import main
 
     root = tmp_path / "root"
     (root / "a").mkdir(parents=True)
@@ -221,7 +221,7 @@ def test_transcode_manifest_resumes(tmp_path):
 
 
 def test_transcode_manifest_names_a_bad_video(tmp_path):
-    from datasets.transcode import main
+    from datasets.transcodes.transcode import main
 
     (tmp_path / "bad.avi").write_bytes(b"\x00" * 100)
     manifest = tmp_path / "m.csv"

@@ -1,9 +1,9 @@
-"""Low-shot UCF101 subsets (datasets/lowshot.py): nested, class-balanced, seeded."""
+"""Low-shot UCF101 subsets (datasets/manifests/lowshot.py): nested, class-balanced, seeded."""
 import numpy as np
 import pandas as pd
 import pytest
 
-from datasets.lowshot import PERCENTS, lowshot_subset, main
+from datasets.manifests.lowshot import PERCENTS, lowshot_subset, main
 
 
 def manifest(per_class=(95, 94, 120, 3), test_per_class=2):

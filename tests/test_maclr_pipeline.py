@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from core.config import method_config, method_variants
-from datasets.sampling import ClipSpec
+from datasets.clips.sampling import ClipSpec
 from methods.maclr.data import motion_allowed_starts, sample_starts
 from protocols.linear import fit_linear
 
@@ -60,9 +60,9 @@ def test_table1_ablations_are_config_switches():
 @pytest.fixture(scope="module")
 def tiny_k400(tmp_path_factory):
     """A Kinetics fixture of 16 train videos with its manifest and flow-edge cache."""
-    from datasets.fixtures import make_kinetics400
-    from datasets.manifest import build_manifest, entries_for
-    from datasets.motion import build_cache, make_flow_estimator
+    from datasets.sources.fixtures import make_kinetics400
+    from datasets.manifests.manifest import build_manifest, entries_for
+    from datasets.motion.flow import build_cache, make_flow_estimator
 
     base = tmp_path_factory.mktemp("tiny_k400")
     root = base / "Kinetics400"

@@ -1,12 +1,14 @@
-"""MCL motion inputs (datasets/mcl_motion.py): Eq. (1), Eq. (2), TV-L1 on known motion, sampling, cache."""
+"""MCL motion inputs (datasets/motion/tvl1.py): Eq. (1), Eq. (2), TV-L1 on known motion, cache;
+motion-focused sampling (methods/mcl/sampling.py)."""
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from datasets import mcl_motion as mm
-from datasets.sampling import ClipSpec
+from datasets.clips.sampling import ClipSpec
+from datasets.motion import tvl1 as mm
+from methods.mcl import sampling as mcl
 
 
 def moving_square_frames(num_frames=6, height=48, width=64, k=2, size=16, seed=0):
@@ -81,12 +83,12 @@ def test_flow_quantisation_round_trip():
 def test_temporal_sampling_keeps_clips_above_median():
     spec = ClipSpec(num_frames=2, stride=1, crop_size=2, short_side=2)
     t_motion = np.array([0, 0, 0, 5, 5, 0, 0], np.float32)
-    np.testing.assert_allclose(mm.clip_level_motion(t_motion, spec), [0, 0, 2.5, 5, 2.5, 0])
-    np.testing.assert_array_equal(mm.motion_focused_starts(t_motion, spec), [0, 0, 1, 1, 1, 0])
-    flat = mm.motion_focused_starts(np.ones(7), spec)
+    np.testing.assert_allclose(mcl.clip_level_motion(t_motion, spec), [0, 0, 2.5, 5, 2.5, 0])
+    np.testing.assert_array_equal(mcl.motion_focused_starts(t_motion, spec), [0, 0, 1, 1, 1, 0])
+    flat = mcl.motion_focused_starts(np.ones(7), spec)
     assert flat.all()  # nothing above the median: documented fallback to uniform
     stride2 = ClipSpec(num_frames=2, stride=2, crop_size=2, short_side=2)
-    np.testing.assert_allclose(mm.clip_level_motion(t_motion, stride2), [0, 2.5, 2.5, 2.5, 2.5])
+    np.testing.assert_allclose(mcl.clip_level_motion(t_motion, stride2), [0, 2.5, 2.5, 2.5, 2.5])
 
 
 def hot_block_map():
@@ -99,7 +101,7 @@ def test_spatial_crop_covers_80_percent_of_hot_pixels():
     m = hot_block_map()
     seen = set()
     for seed in range(300):
-        top, left = mm.motion_focused_crop(m, 8, 8, np.random.default_rng(seed))
+        top, left = mcl.motion_focused_crop(m, 8, 8, np.random.default_rng(seed))
         covered = m[top:top + 8, left:left + 8].sum() / m.sum()
         assert covered >= 0.8
         seen.add((top, left))
@@ -109,17 +111,17 @@ def test_spatial_crop_covers_80_percent_of_hot_pixels():
 
 def test_spatial_crop_fallbacks():
     m = hot_block_map()
-    top, left = mm.motion_focused_crop(m, 2, 2, np.random.default_rng(0))
+    top, left = mcl.motion_focused_crop(m, 2, 2, np.random.default_rng(0))
     assert m[top:top + 2, left:left + 2].sum() == 4  # no 2x2 box reaches 80 %: a box of maximal coverage
     flat = np.ones((6, 6), np.float32)
-    tops = {mm.motion_focused_crop(flat, 3, 3, np.random.default_rng(s)) for s in range(200)}
+    tops = {mcl.motion_focused_crop(flat, 3, 3, np.random.default_rng(s)) for s in range(200)}
     assert len(tops) == 16  # nothing above the threshold: any box
 
 
 def test_crop_coverage_exact():
     mask = np.zeros((4, 5), bool)
     mask[1, 1] = mask[2, 3] = True
-    cov = mm.crop_coverage(mask, 2, 3)
+    cov = mcl.crop_coverage(mask, 2, 3)
     assert cov.shape == (3, 3)
     assert cov[1, 1] == 1.0 and cov[0, 0] == 0.5 and cov[1, 2] == 0.5 and cov[2, 0] == 0.0
 
@@ -129,7 +131,7 @@ def test_plan_motion_focused_clip_is_a_shared_clip_plan():
     motion[6:10, 2:6, 12:16] = 1.0  # the motion happens in frames 6..9, top-right block
     spec = ClipSpec(num_frames=2, stride=2, crop_size=8, short_side=20)
     for seed in range(20):
-        plan = mm.plan_motion_focused_clip(motion, spec, np.random.default_rng(seed))
+        plan = mcl.plan_motion_focused_clip(motion, spec, np.random.default_rng(seed))
         assert plan.indices[1] - plan.indices[0] == 2
         assert any(6 <= i <= 9 for i in plan.indices)  # a clip above the median
         top, left = plan.crop
@@ -137,7 +139,7 @@ def test_plan_motion_focused_clip_is_a_shared_clip_plan():
 
 
 def test_extract_cache_resume_and_quarantine(tmp_path):
-    from datasets.synthetic import write_video
+    from datasets.sources.synthetic import write_video
 
     frames, _ = moving_square_frames(num_frames=5, height=32, width=48)
     write_video(tmp_path / "ok.avi", frames, fps=25)

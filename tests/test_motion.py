@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from core.errors import MissingInputError
-from datasets.motion import FLOW_OFFSET, FarnebackFlow, RaftThingsFlow, compute_motion, flow_edges, flow_to_previous, frame_difference, raft_flow
+from datasets.motion.flow import FLOW_OFFSET, FarnebackFlow, RaftThingsFlow, compute_motion, flow_edges, flow_to_previous, frame_difference, raft_flow
 
 
 def test_flow_edges_on_a_flow_with_known_edges():
@@ -82,13 +82,13 @@ def test_raft_runs_on_frames_whose_size_is_not_a_multiple_of_8():
 
 
 def test_build_cache_outputs_resume_and_stops_on_an_undecodable_video(tmp_path):
-    """build_cache (on datasets.motion_cache's loop): <video_id>.npz with motion float16 (N, C, H, W)
+    """build_cache (on datasets.motion.cache's loop): <video_id>.npz with motion float16 (N, C, H, W)
     and frame_mean float32 (N,), its summary keys; a second run reuses every cache file; a video
     that cannot be decoded stops the run."""
     from core.errors import SuiteError
-    from datasets.fixtures import make_kinetics400
-    from datasets.manifest import build_manifest, entries_for
-    from datasets.motion import build_cache
+    from datasets.sources.fixtures import make_kinetics400
+    from datasets.manifests.manifest import build_manifest, entries_for
+    from datasets.motion.flow import build_cache
 
     root = tmp_path / "Kinetics400"
     make_kinetics400(root, {"frames": 12, "height": 40, "width": 48, "fps": 10, "num_classes": 2,

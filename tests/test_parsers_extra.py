@@ -6,10 +6,10 @@ import pytest
 
 from core.config import load_scale
 from core.errors import AnnotationError, MissingInputError, SuiteError
-from datasets import fixtures_extra as fx
-from datasets.parsers import PARSERS
-from datasets.parsers import ava
-from datasets.manifest import entries_for, prepare
+from datasets.sources import fixtures_extra as fx
+from datasets.sources.parsers import PARSERS
+from datasets.sources.parsers import ava
+from datasets.manifests.manifest import entries_for, prepare
 
 REAL_AVA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ava-format"
 SMOKE_FIXTURES = load_scale("smoke")["fixtures"]
@@ -71,7 +71,7 @@ def test_vidsitu_one_row_per_event_with_majority_verb(roots):
 
 @pytest.mark.parametrize("key", sorted(DATASETS))
 def test_manifest_entries_fall_back_to_the_extra_parsers(roots, key):
-    """datasets.manifest parses every dataset: the extra ones through datasets.parsers.PARSERS."""
+    """datasets.manifests.manifest parses every dataset: the extra ones through datasets.sources.parsers.PARSERS."""
     dataset = DATASETS[key]
     assert entries_for(dataset, roots / key) == PARSERS[dataset](roots / key)
 
@@ -82,11 +82,11 @@ def test_unknown_dataset_names_the_known_parsers(tmp_path):
 
 
 def test_manifest_cli_then_ava_boxes_step(roots, tmp_path, monkeypatch):
-    """`python -m datasets.manifest` writes AVA's manifest; `datasets.parsers.prepare` its boxes."""
+    """`python -m datasets.manifests.manifest` writes AVA's manifest; `datasets.sources.parsers.prepare` its boxes."""
     import pandas as pd
 
-    from datasets import manifest as manifest_cli
-    from datasets.parsers import prepare as boxes_cli
+    from datasets.manifests import manifest as manifest_cli
+    from datasets.sources.parsers import prepare as boxes_cli
 
     monkeypatch.setattr(manifest_cli, "load_scale", lambda scale: PROFILE)
     out, q, boxes = tmp_path / "ava_train.csv", tmp_path / "ava_train.quarantine.csv", tmp_path / "ava_train.boxes.csv"
@@ -165,8 +165,8 @@ def test_ava_parser_on_real_files():
 
 @pytest.mark.parametrize("split", [2, 3])
 def test_ucf101_and_hmdb51_fixture_splits_2_and_3_parse(tmp_path, split):
-    from datasets.fixtures import make_hmdb51, make_ucf101
-    from datasets.official import parse_hmdb51, parse_ucf101
+    from datasets.sources.fixtures import make_hmdb51, make_ucf101
+    from datasets.sources.official import parse_hmdb51, parse_ucf101
 
     cfg = {"num_classes": 2, "videos_per_class": 3, "frames": 4, "height": 16, "width": 16, "fps": 25}
     make_ucf101(tmp_path / "UCF101", cfg, seed=0)

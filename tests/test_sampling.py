@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-import datasets.sampling as S
-from datasets.sampling import ClipPlan, ClipSpec
+import datasets.clips.sampling as S
+from datasets.clips.sampling import ClipPlan, ClipSpec
 
 
 def spec(**kw):

@@ -1,4 +1,4 @@
-"""Variable-frame-rate input: detected in one place (datasets.decode.frame_timing) and handled by
+"""Variable-frame-rate input: detected in one place (datasets.clips.decode.frame_timing) and handled by
 each consumer under its documented policy (manifest, TV-L1, compressed domain, transcodes)."""
 import json
 
@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 
 from core.errors import VideoDecodeError
-from datasets import compressed as cd
-from datasets import decode as D
-from datasets import mcl_motion as mm
-from datasets.manifest import build_manifest, probe
-from datasets.official import Entry
-from datasets.transcode import frame_index_of, transcode, write_synthetic_video, write_vfr_video
+from datasets.clips import decode as D
+from datasets.manifests.manifest import build_manifest, probe
+from datasets.motion import compressed as cd
+from datasets.motion import tvl1 as mm
+from datasets.sources.official import Entry
+from datasets.transcodes.transcode import frame_index_of, transcode, write_synthetic_video, write_vfr_video
 
 N = 30
 MEAN_FPS = (N - 1) / (43 / 30)  # 30 frames alternating 1/30 s and 1/15 s: timestamps span 43/30 s

@@ -16,9 +16,9 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from datasets.clips import clip_augmentation, clip_spec, load_visual_clip, motion_clip, normalize
-from datasets.motion import load_motion
-from datasets.sampling import ClipPlan, ClipSpec, clip_indices, random_crop_offset, random_start, resized_hw, valid_starts
+from datasets.clips.reader import clip_augmentation, clip_spec, load_visual_clip, motion_clip, normalize
+from datasets.motion.flow import load_motion
+from datasets.clips.sampling import ClipPlan, ClipSpec, clip_indices, random_crop_offset, random_start, resized_hw, valid_starts
 
 
 def motion_allowed_starts(frame_mean: np.ndarray, spec: ClipSpec, threshold: float) -> np.ndarray:

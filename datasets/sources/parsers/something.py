@@ -14,12 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-from tqdm import tqdm
-
 from core.errors import AnnotationError
-from datasets.official import Entry
-from datasets.parsers.common import json_list, lines, read_json
+from datasets.sources.official import Entry
+from datasets.sources.parsers.common import json_list, lines, read_json
 
 SSV2_VIDEOS = "20bn-something-something-v2"
 SSV2_SPLITS = {"train": "train.json", "val": "validation.json"}
@@ -68,45 +65,3 @@ def parse_ssv1(root: str | Path) -> list[Entry]:
             vid = parts[0].strip()
             entries.append(Entry(vid, f"{SSV1_FRAMES}/{vid}", classes[parts[1]], parts[1], split))
     return entries
-
-
-def probe_frame_folder(folder: Path) -> dict:
-    """num_frames, fps, width, height, duration of a folder of frames 00001.jpg ... 0000N.jpg.
-
-    Raises ValueError with the reason when the folder is missing or empty, a frame cannot be
-    read, or the numbering has a gap (a lost or truncated extraction)."""
-    import cv2
-
-    if not folder.is_dir():
-        raise ValueError("frame folder not found")
-    frames = sorted(folder.glob("*.jpg"))
-    if not frames:
-        raise ValueError("frame folder holds no .jpg frame")
-    numbers = [int(f.stem) for f in frames if f.stem.isdigit()]
-    if numbers != list(range(1, len(frames) + 1)):
-        raise ValueError(f"frame numbering is not 00001..{len(frames):05d} (missing or stray frames)")
-    first = cv2.imread(str(frames[0]))
-    if first is None:
-        raise ValueError(f"cannot read frame {frames[0].name}")
-    return {"num_frames": len(frames), "fps": SSV1_FPS, "width": int(first.shape[1]), "height": int(first.shape[0]),
-            "duration": len(frames) / SSV1_FPS}
-
-
-def build_frame_manifest(entries: list[Entry], root: Path, min_frames: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """`datasets.manifest.build_manifest` for frame-folder datasets: the same columns and policy."""
-    from datasets.manifest import MANIFEST_COLUMNS, QUARANTINE_COLUMNS
-
-    rows, quarantined, seen = [], [], set()
-    for entry in tqdm(entries, desc="probing frame folders", unit="video"):
-        try:
-            if entry.video_id in seen:
-                raise ValueError("duplicate video id in annotations")
-            seen.add(entry.video_id)
-            info = probe_frame_folder(root / entry.path)
-            if info["num_frames"] < min_frames:
-                raise ValueError(f"too short: {info['num_frames']} frames < {min_frames} needed for one clip")
-        except ValueError as e:
-            quarantined.append({"video_id": entry.video_id, "path": entry.path, "reason": str(e)})
-            continue
-        rows.append({**entry.__dict__, **info})
-    return pd.DataFrame(rows, columns=MANIFEST_COLUMNS), pd.DataFrame(quarantined, columns=QUARANTINE_COLUMNS)

@@ -1,13 +1,15 @@
-"""AVA's evaluated boxes, next to its manifest (the manifest itself is `datasets.manifest`'s).
+"""AVA's evaluated boxes, next to its manifest (the manifest itself is
+`datasets.manifests.manifest`'s).
 
-The manifest and quarantine report of every dataset of `datasets.parsers.PARSERS` come from
-`python -m datasets.manifest` (one code path, same policy). AVA also needs the boxes that are
-evaluated: excluded keyframes and classes outside the label map removed (counts logged), kept
-only for videos of the manifest, each with its keyframe's frame index at the video's fps.
-That mapping from seconds to frames holds at a constant frame rate only: AVA's manifests
-quarantine variable-frame-rate videos (reason "variable frame rate", `datasets.manifest.TIME_INDEXED`).
+The manifest and quarantine report of every dataset of `datasets.sources.parsers.PARSERS` come
+from `python -m datasets.manifests.manifest` (one code path, same policy). AVA also needs the
+boxes that are evaluated: excluded keyframes and classes outside the label map removed (counts
+logged), kept only for videos of the manifest, each with its keyframe's frame index at the
+video's fps. That mapping from seconds to frames holds at a constant frame rate only: AVA's
+manifests quarantine variable-frame-rate videos (reason "variable frame rate",
+`datasets.manifests.manifest.TIME_INDEXED`).
 
-    python -m datasets.parsers.prepare --dataset ava_val --root DIR --manifest M.csv --out M.boxes.csv
+    python -m datasets.sources.parsers.prepare --dataset ava_val --root DIR --manifest M.csv --out M.boxes.csv
 """
 from __future__ import annotations
 
@@ -19,14 +21,13 @@ import pandas as pd
 
 from core.errors import SuiteError
 from core.io import write_csv
+from datasets.sources.parsers.ava import keyframes, load_split
 
 AVA_DATASETS = ("ava_train", "ava_val")
 
 
 def ava_boxes(dataset: str, root: Path, manifest: pd.DataFrame) -> pd.DataFrame:
     """The evaluated boxes of `dataset` (ava_train | ava_val) for the videos of `manifest`, with `frame`."""
-    from datasets.parsers.ava import keyframes, load_split
-
     boxes, _, counts = load_split(root, dataset.removeprefix("ava_"))
     print(f"[{dataset}] boxes: {counts}", file=sys.stderr)
     boxes = boxes[boxes["video_id"].isin(set(manifest["video_id"]))]
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True, choices=AVA_DATASETS)
     parser.add_argument("--root", required=True, type=Path)
-    parser.add_argument("--manifest", required=True, type=Path, help="the dataset's manifest (datasets.manifest)")
+    parser.add_argument("--manifest", required=True, type=Path, help="the dataset's manifest (datasets.manifests.manifest)")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
     if not args.root.is_dir():

@@ -6,7 +6,7 @@ sample without replacement, seed from the scale profile, of the usable train vid
 quarantine), sorted by video id so the file is stable. At full scale its size is 60000; at smoke
 it is the same fraction (60k / ~240k = 0.25) of the fixture's train set.
 
-    python -m datasets.subsets --parent results/smoke/manifests/k400.csv --scale smoke --out results/smoke/manifests/k400_mini.csv
+    python -m datasets.manifests.subsets --parent results/smoke/manifests/k400.csv --scale smoke --out results/smoke/manifests/k400_mini.csv
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ consistent with "1% (1 video per class)":
   subset contains every smaller one.
 Test rows are kept unchanged (evaluation always uses the full test split).
 
-    python -m datasets.lowshot --parent results/smoke/manifests/ucf101_split1.csv --pct 5 --out ..._lowshot_5.csv
+    python -m datasets.manifests.lowshot --parent results/smoke/manifests/ucf101_split1.csv --pct 5 --out ..._lowshot_5.csv
 """
 from __future__ import annotations
 

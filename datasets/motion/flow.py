@@ -14,7 +14,7 @@ The flow estimator is a switch (`flow_estimator` in the scale profile): `raft_th
 paper's; `farneback` (OpenCV) is a fast CPU stand-in used at smoke scale, and every table built
 on it says so.
 
-    python -m datasets.motion --manifest M.csv --root DIR --kind edge --scale smoke --cache-dir D --summary S.json
+    python -m datasets.motion.flow --manifest M.csv --root DIR --kind edge --scale smoke --cache-dir D --summary S.json
 """
 from __future__ import annotations
 
@@ -31,8 +31,10 @@ import torch.nn.functional as F
 from core.config import load_scale
 from core.errors import MissingInputError, SuiteError
 from core.io import save_npz, write_json
+from datasets.clips.decode import decode_all, resize_short_side
+from datasets.motion import KINDS
+from datasets.motion.cache import cache_path, extract_each
 
-KINDS = {"edge": 1, "flow": 2, "diff": 3}  # motion input -> channels
 FLOW_OFFSET = 5  # MaCLR §4.1: "optical flow from frame t to t-5"
 EDGE_CLAMP = (0.0, 10.0)  # MaCLR §4.1: "clamp the resulting edge map in [0, 10]"
 
@@ -149,14 +151,9 @@ def compute_motion(frames: np.ndarray, kind: str, estimator=None) -> np.ndarray:
     raise SuiteError(f"unknown motion kind {kind!r}; known: {', '.join(KINDS)}")
 
 
-def motion_cache_path(cache_dir: str | Path, video_id: str) -> Path:
-    from datasets.motion_cache import cache_path
-    return cache_path(cache_dir, video_id)
-
-
 def load_motion(cache_dir: str | Path, video_id: str) -> tuple[np.ndarray, np.ndarray]:
     """(motion (N, C, H, W) float16, frame_mean (N,)) of one cached video."""
-    path = motion_cache_path(cache_dir, video_id)
+    path = cache_path(cache_dir, video_id)
     if not path.exists():
         raise MissingInputError(f"motion cache {path} is missing; run the motion rule for its dataset first")
     with np.load(path) as data:
@@ -166,10 +163,8 @@ def load_motion(cache_dir: str | Path, video_id: str) -> tuple[np.ndarray, np.nd
 def build_cache(manifest: pd.DataFrame, root: Path, kind: str, cache_dir: Path, short_side: int, estimator) -> dict:
     """Compute and cache the motion of every manifest video; videos already cached are kept.
 
-    The loop is `datasets.motion_cache.extract_each` (tqdm, resume); a video that cannot be
+    The loop is `datasets.motion.cache.extract_each` (tqdm, resume); a video that cannot be
     decoded stops the run (the manifest has already quarantined undecodable videos)."""
-    from datasets.decode import decode_all, resize_short_side
-    from datasets.motion_cache import extract_each
 
     def extract(src: Path, dst: Path) -> dict:
         started = time.perf_counter()

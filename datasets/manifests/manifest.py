@@ -7,7 +7,7 @@ Policy for bad input (documented in the README):
   (truncated), or is shorter than `min_frames` (one clip of the longest consumer) is left out of
   the manifest and written, with the reason, to `<dataset>.quarantine.csv`; the log names each;
 - `strict: true` in the scale profile turns any quarantined video into an error instead.
-- a variable-frame-rate video (`datasets.decode.frame_timing`) is kept: its consumers sample
+- a variable-frame-rate video (`datasets.clips.decode.frame_timing`) is kept: its consumers sample
   frame indices, i.e. treat it as a sequence of decoded frames, which is what the papers' frame
   strides count. Its row records the decoded frame count, the mean rate of its timestamps
   ((frames - 1) / their span; containers disagree on the rate they report for such streams) and
@@ -16,12 +16,13 @@ Policy for bad input (documented in the README):
   Consumers that need time (AVA's keyframe timestamps) quarantine it instead, with reason
   "variable frame rate" (`TIME_INDEXED`); the `h264_cfr` transcode re-times it to constant rate.
 
-One code path for every dataset: UCF101, HMDB51 and Kinetics-400 are parsed by `datasets.official`,
-SSv2, SSv1, Diving48, VidSitu and AVA by `datasets.parsers.PARSERS` (SSv1's frame folders probed by
-`datasets.parsers.FRAME_FOLDER_BUILDERS`); AVA's evaluated boxes are a separate step
-(`python -m datasets.parsers.prepare`).
+One code path for every dataset: UCF101, HMDB51 and Kinetics-400 are parsed by
+`datasets.sources.official`, SSv2, SSv1, Diving48, VidSitu and AVA by
+`datasets.sources.parsers.PARSERS` (the frame folders of `datasets.sources.parsers.FRAME_FOLDERS`,
+SSv1's, probed by `build_frame_manifest`); AVA's evaluated boxes are a separate step
+(`python -m datasets.sources.parsers.prepare`).
 
-    python -m datasets.manifest --dataset ucf101_split1 --root DIR --scale smoke --out M.csv --quarantine Q.csv
+    python -m datasets.manifests.manifest --dataset ucf101_split1 --root DIR --scale smoke --out M.csv --quarantine Q.csv
 """
 from __future__ import annotations
 
@@ -35,8 +36,9 @@ from tqdm import tqdm
 from core.config import load_scale
 from core.errors import SuiteError
 from core.io import write_csv
-from datasets.decode import count_frames, frame_timing, video_info
-from datasets.official import Entry, parse_hmdb51, parse_kinetics400, parse_ucf101
+from datasets.clips.decode import count_frames, frame_timing, video_info
+from datasets.sources.official import Entry, parse_hmdb51, parse_kinetics400, parse_ucf101
+from datasets.sources.parsers import FRAME_FOLDERS, PARSERS
 
 MANIFEST_COLUMNS = ["video_id", "path", "label", "label_name", "split", "num_frames", "fps", "width", "height", "duration"]
 QUARANTINE_COLUMNS = ["video_id", "path", "reason"]
@@ -46,7 +48,7 @@ TIME_INDEXED = frozenset({"ava_train", "ava_val"})
 
 
 def probe(path: Path, verify: bool, reject_vfr: bool = False) -> dict:
-    """Container facts of one video (`datasets.decode.video_info`); with `verify`, every frame is
+    """Container facts of one video (`datasets.clips.decode.video_info`); with `verify`, every frame is
     decoded and counted, and a video that decodes fewer frames than its container declares is
     reported as truncated. A variable-frame-rate video gets the mean rate of its timestamps and
     `variable_frame_rate: True` (see the module docstring); with `reject_vfr` it is refused.
@@ -78,14 +80,14 @@ def probe(path: Path, verify: bool, reject_vfr: bool = False) -> dict:
 
 def entries_for(dataset: str, root: Path) -> list[Entry]:
     """The annotated videos of `dataset` under `root`: UCF101, HMDB51 and Kinetics-400 by
-    `datasets.official`, every other dataset by its parser in `datasets.parsers.PARSERS`."""
+    `datasets.sources.official`, every other dataset by its parser in
+    `datasets.sources.parsers.PARSERS`."""
     if dataset.startswith("ucf101_split"):
         return parse_ucf101(root, int(dataset.removeprefix("ucf101_split")))
     if dataset.startswith("hmdb51_split"):
         return parse_hmdb51(root, int(dataset.removeprefix("hmdb51_split")))
     if dataset == "k400":
         return parse_kinetics400(root)
-    from datasets.parsers import PARSERS
     if dataset in PARSERS:
         return PARSERS[dataset](root)
     raise SuiteError(f"no official-layout parser for dataset {dataset!r} (parsers: ucf101_split<k>, "
@@ -94,10 +96,9 @@ def entries_for(dataset: str, root: Path) -> list[Entry]:
 
 def probe_entries(dataset: str, entries: list[Entry], root: Path, min_frames: int,
                   verify: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """`build_manifest`, or the frame-folder builder of a dataset stored as JPEG folders (SSv1)."""
-    from datasets.parsers import FRAME_FOLDER_BUILDERS
-    if dataset in FRAME_FOLDER_BUILDERS:
-        return FRAME_FOLDER_BUILDERS[dataset](entries, root, min_frames)
+    """`build_manifest`, or `build_frame_manifest` for a dataset stored as JPEG folders (SSv1)."""
+    if dataset in FRAME_FOLDERS:
+        return build_frame_manifest(entries, root, min_frames, FRAME_FOLDERS[dataset])
     return build_manifest(entries, root, min_frames, verify, reject_vfr=dataset in TIME_INDEXED)
 
 
@@ -105,15 +106,51 @@ def build_manifest(entries: list[Entry], root: Path, min_frames: int, verify: bo
                    reject_vfr: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Probe each entry; usable ones go to the manifest, the rest to the quarantine report.
     Variable-frame-rate videos are kept and named on stderr, or quarantined with `reject_vfr`."""
+    return _probe_each(entries, root, min_frames, lambda path: probe(path, verify, reject_vfr), "probing videos")
+
+
+def probe_frame_folder(folder: Path, fps: float) -> dict:
+    """num_frames, fps, width, height, duration of a folder of frames 00001.jpg ... 0000N.jpg.
+
+    Raises SuiteError with the reason when the folder is missing or empty, a frame cannot be
+    read, or the numbering has a gap (a lost or truncated extraction)."""
+    import cv2
+
+    if not folder.is_dir():
+        raise SuiteError("frame folder not found")
+    frames = sorted(folder.glob("*.jpg"))
+    if not frames:
+        raise SuiteError("frame folder holds no .jpg frame")
+    numbers = [int(f.stem) for f in frames if f.stem.isdigit()]
+    if numbers != list(range(1, len(frames) + 1)):
+        raise SuiteError(f"frame numbering is not 00001..{len(frames):05d} (missing or stray frames)")
+    first = cv2.imread(str(frames[0]))
+    if first is None:
+        raise SuiteError(f"cannot read frame {frames[0].name}")
+    return {"num_frames": len(frames), "fps": fps, "width": int(first.shape[1]), "height": int(first.shape[0]),
+            "duration": len(frames) / fps, "variable_frame_rate": False}
+
+
+def build_frame_manifest(entries: list[Entry], root: Path, min_frames: int,
+                         fps: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`build_manifest` for datasets stored as frame folders extracted at `fps`: same columns and policy."""
+    return _probe_each(entries, root, min_frames, lambda folder: probe_frame_folder(folder, fps),
+                       "probing frame folders")
+
+
+def _probe_each(entries: list[Entry], root: Path, min_frames: int, probe_one,
+                desc: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Manifest and quarantine report of `entries`; `probe_one(root / path)` returns a manifest
+    row's facts plus `variable_frame_rate`, or raises a SuiteError whose message is the reason."""
     rows, quarantined = [], []
     seen: set[str] = set()
-    for entry in tqdm(entries, desc="probing videos", unit="video"):
+    for entry in tqdm(entries, desc=desc, unit="video"):
         if entry.video_id in seen:
             quarantined.append({"video_id": entry.video_id, "path": entry.path, "reason": "duplicate video id in annotations"})
             continue
         seen.add(entry.video_id)
         try:
-            info = probe(root / entry.path, verify, reject_vfr)
+            info = probe_one(root / entry.path)
             if info["num_frames"] < min_frames:
                 raise SuiteError(f"too short: {info['num_frames']} frames < {min_frames} needed for one clip")
         except SuiteError as exc:

@@ -3,13 +3,13 @@
 The suite cannot download datasets, so at smoke scale it generates its own: real class names,
 real file naming and annotation formats, and the originals' codecs (MPEG-4 Part 2 in AVI for
 UCF101 and HMDB51, H.264 in MP4 for Kinetics), filled with synthetic videos whose class is
-defined by motion only (`datasets.synthetic`). Sizes come from the scale profile's `fixtures:`.
+defined by motion only (`datasets.sources.synthetic`). Sizes come from the scale profile's `fixtures:`.
 
 `bad_files: true` also writes the kinds of bad input real datasets have — a truncated video,
 a video shorter than one clip, an annotation row whose video is missing — so that preparation's
 quarantine policy runs in every smoke DAG.
 
-    python -m datasets.fixtures --dataset ucf101 --root results/smoke/data/UCF101 --scale smoke
+    python -m datasets.sources.fixtures --dataset ucf101 --root results/smoke/data/UCF101 --scale smoke
 """
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ from tqdm import tqdm
 
 from core.config import load_scale
 from core.io import write_json, write_text
-from datasets import fixtures_extra
-from datasets.official import k400_video_name
-from datasets.synthetic import class_patterns, render_frames, write_video
+from datasets.sources import fixtures_extra
+from datasets.sources.official import k400_video_name
+from datasets.sources.synthetic import class_patterns, render_frames, write_video
 
 UCF101_CLASSES = [
     "ApplyEyeMakeup", "ApplyLipstick", "Archery", "BabyCrawling", "BalanceBeam", "BandMarching",
@@ -164,7 +164,7 @@ FIXTURE_DIRECTORIES = {
 
 def make(dataset: str, root: Path, cfg: dict, seed: int) -> dict:
     """Generate fixture `dataset` under `root`; the formats beyond UCF101/HMDB51/K400 live in
-    datasets/fixtures_extra.py."""
+    datasets/sources/fixtures_extra.py."""
     if dataset in MAKERS:
         return MAKERS[dataset](Path(root), cfg, seed)
     return fixtures_extra.make(dataset, root, cfg, seed)

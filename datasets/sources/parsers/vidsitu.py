@@ -22,8 +22,8 @@ from collections import Counter
 from pathlib import Path
 
 from core.errors import AnnotationError
-from datasets.official import Entry
-from datasets.parsers.common import json_list, read_json
+from datasets.sources.official import Entry
+from datasets.sources.parsers.common import json_list, read_json
 
 ANN = "vidsitu_annotations"
 VIDEOS = "vsitu_video_trimmed_dir"

@@ -1,11 +1,12 @@
-"""CMD's compressed-domain inputs: I-frames and motion-vector maps, and CMD's clip sampling.
+"""CMD's compressed-domain inputs: I-frames and motion-vector maps, cached per video.
 
 Paper: Huang et al., "Self-supervised Video Representation Learning by Context and Motion
 Decoupling" (CMD, CVPR 2021). Sec. 2.2: videos are encoded as CoViAR does, "where every I-frame
 is followed by 11 consecutive P-frames" (the text says "MPEG-2 Part2"; CoViAR's reencode.sh, which
 the CMD code's README points to, encodes MPEG-4 Part 2: `-c:v mpeg4`). The suite's transcode
-profile `mpeg4_gop12` (datasets/transcode.py) produces that stream: MPEG-4 Part 2, GOP 12, no
-B-frames. Sec. 3.2-3.3 and Sec. 4.1 define what is sampled (see `plan_cmd_sample`).
+profile `mpeg4_gop12` (datasets/transcodes/transcode.py) produces that stream: MPEG-4 Part 2,
+GOP 12, no B-frames. What a training sample reads from them (Sec. 3.2-3.3, 4.1) is planned by
+`methods.cmd.sampling`.
 
 Extraction decodes the stream once with PyAV, asking the decoder to export its motion vectors
 (`flags2=+export_mvs`); I-frames are kept as RGB, P-frames only as their vectors. Per-video cache
@@ -23,9 +24,9 @@ sign differs.
 
 Variable frame rate: refused. A motion vector is a displacement over one frame interval, and
 Sec. 4.1's "next 8 consecutive frames" assume a constant one; the rule reads the `mpeg4_gop12`
-transcode, which is constant-rate by construction (`datasets.transcode` re-times every frame).
-A variable-rate file given directly (`datasets.decode.frame_timing`) fails with reason "variable
-frame rate" and is quarantined by name in the summary.
+transcode, which is constant-rate by construction (`datasets.transcodes.transcode` re-times every
+frame). A variable-rate file given directly (`datasets.clips.decode.frame_timing`) fails with
+reason "variable frame rate" and is quarantined by name in the summary.
 """
 from __future__ import annotations
 
@@ -33,27 +34,18 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from core.errors import VideoDecodeError
-from datasets.sampling import (
-    ClipPlan,
-    ClipSpec,
-    clip_indices,
-    random_crop_offset,
-    random_start,
-    resized_hw,
-)
+from core.io import save_npz
+from datasets.clips.decode import frame_timing
+from datasets.clips.sampling import ClipPlan, ClipSpec, resized_hw
+from datasets.motion.cache import extraction_parser, run_extraction
 
 GRID = 4
 PICT_I, PICT_P, PICT_B = 1, 2, 3
-# Sec. 4.1: "we predict motion dynamics in the next 8 consecutive frames".
-MOTION_FRAMES = 8
-# Sec. 4.1: "we sample one positive clip and three negative clips of motion vector maps from the same video".
-NUM_NEGATIVES = 3
 # CoViAR dataset.py (chaoyuaw/pytorch-coviar), which CMD's README names as its loader:
 # `clip_and_scale(img, 20)`, i.e. vectors clipped to +-20 px. CMD's own value is not available to us.
 MV_BOUND = 20.0
@@ -182,85 +174,8 @@ def mv_clip(mv_grid: np.ndarray, grid: int, frame_hw: tuple[int, int], plan: Cli
     return normalise_mv(maps)
 
 
-@dataclass(frozen=True)
-class CMDSample:
-    """What one CMD training sample reads from a video (Sec. 3.2, 3.3, 4.1)."""
-
-    clip: ClipPlan  # the RGB clip (V-Network input)
-    iframe: int  # frame number of the I-frame (I-Network input)
-    motion: ClipPlan  # positive motion-vector clip: the frames after the clip, clip's crop and flip
-    negatives: tuple[ClipPlan, ...]  # motion-vector clips at other times of the same video
-
-
-def plan_cmd_sample(
-    num_frames: int,
-    iframe_indices: np.ndarray,
-    frame_hw_after_resize: tuple[int, int],
-    spec: ClipSpec,
-    rng: np.random.Generator,
-    motion_frames: int = MOTION_FRAMES,
-    num_negatives: int = NUM_NEGATIVES,
-) -> CMDSample:
-    """Sample one CMD training example.
-
-    - Clip: `spec` (Sec. 4.1: "Each video clip consists of 16 frames with a temporal stride of 4"),
-      start drawn by the shared sampler among starts that leave `motion_frames` frames after it.
-    - I-frame: "a random I-frame surrounding the clip" (Sec. 3.2): drawn uniformly among the
-      I-frames inside the clip's span; if none (GOP longer than the span), the one nearest the
-      clip's centre (our choice; the paper omits the case).
-    - Positive motion: "motion dynamics in the next 8 consecutive frames" (Sec. 4.1): frames
-      start + span ... start + span + 7, with the clip's crop and flip ("cropping and flipping
-      parameters are consistent for positive (video clip, motion vectors) pairs").
-    - Negatives: `num_negatives` windows of `motion_frames` consecutive frames of the same video
-      ("one positive clip and three negative clips of motion vector maps from the same video"),
-      starts drawn uniformly, without replacement where possible, among windows that do not
-      overlap the positive one (our choice; the paper does not say how they are placed), each with
-      its own random crop and flip.
-    Raises ValueError when the video is shorter than span + motion_frames (+ a distinct negative).
-    Draw order: clip start, clip crop, clip flip, I-frame, negative starts, their crops and flips.
-    """
-    span = spec.span
-    n_starts = num_frames - span - motion_frames + 1
-    if n_starts < 1:
-        raise ValueError(f"video of {num_frames} frames is shorter than a CMD sample "
-                         f"({span} clip frames + {motion_frames} motion frames)")
-    start = random_start(num_frames, spec, rng, allowed=np.arange(num_frames) < n_starts)
-    height, width = frame_hw_after_resize
-    crop = random_crop_offset(height, width, spec.crop_size, rng)
-    flip = bool(rng.random() < 0.5)
-    clip = ClipPlan(tuple(int(i) for i in clip_indices(start, spec)), crop, flip)
-
-    iframes = np.asarray(iframe_indices, np.int64)
-    if iframes.size == 0:
-        raise ValueError("no I-frame in the video")
-    inside = iframes[(iframes >= start) & (iframes < start + span)]
-    if inside.size:
-        iframe = int(inside[rng.integers(0, inside.size)])
-    else:
-        iframe = int(iframes[np.argmin(np.abs(iframes - (start + span // 2)))])
-
-    pos = start + span
-    motion = ClipPlan(tuple(range(pos, pos + motion_frames)), crop, flip)
-    windows = np.arange(num_frames - motion_frames + 1)
-    others = windows[np.abs(windows - pos) >= motion_frames]
-    if others.size == 0:
-        others = windows[windows != pos]
-    if others.size == 0:
-        raise ValueError(f"video of {num_frames} frames has no motion window besides the positive one")
-    starts = rng.choice(others, size=num_negatives, replace=others.size < num_negatives)
-    negatives = []
-    for s in starts:
-        neg_crop = random_crop_offset(height, width, spec.crop_size, rng)
-        negatives.append(ClipPlan(tuple(range(int(s), int(s) + motion_frames)), neg_crop, bool(rng.random() < 0.5)))
-    return CMDSample(clip, iframe, motion, tuple(negatives))
-
-
 def extract_video(path: str | os.PathLike, out: str | os.PathLike, grid: int = GRID, codec: str | None = "mpeg4") -> dict:
     """Extract and cache (atomically, via core.io) the I-frames and vectors of one video; its stats."""
-    from core.io import save_npz
-
-    from datasets.decode import frame_timing
-
     started = time.perf_counter()
     timing = frame_timing(path)
     if timing.variable:
@@ -274,8 +189,6 @@ def extract_video(path: str | os.PathLike, out: str | os.PathLike, grid: int = G
 
 
 def main(argv: list[str] | None = None) -> int:
-    from datasets.motion_cache import extraction_parser, run_extraction
-
     parser = extraction_parser("Cache CMD's I-frames and motion vectors (Sec. 2.2) for every video of a manifest.",
                                "folder holding the MPEG-4 (mpeg4_gop12) videos")
     parser.add_argument("--grid", type=int, default=GRID, help="cell size in pixels of the stored vector maps")

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.errors import AnnotationError
-from datasets.official import Entry
-from datasets.parsers.common import json_list, read_json
+from datasets.sources.official import Entry
+from datasets.sources.parsers.common import json_list, read_json
 
 SPLITS = {"train": "Diving48_train.json", "test": "Diving48_test.json"}
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import pandas as pd
 
 from core.errors import AnnotationError
-from datasets.official import Entry
-from datasets.parsers.common import lines, require
+from datasets.sources.official import Entry
+from datasets.sources.parsers.common import lines, require
 
 BOX_COLUMNS = ["video_id", "timestamp", "x1", "y1", "x2", "y2", "action_id", "person_id"]
 KEYFRAME_OFFSET = 900  # AVA annotates seconds 900..1800 of each movie

@@ -39,7 +39,7 @@ register(
     )
 )
 
-# Datasets prepared by datasets/parsers/ (rules in datasets/more_datasets.smk).
+# Datasets prepared by datasets/sources/parsers/ (rules in datasets/more_datasets.smk).
 register(DatasetInfo("ssv2", "SomethingSomethingV2", "Something-Something V2 train and validation (MaCLR Table 4a)"))
 register(DatasetInfo("ssv1", "SomethingSomethingV1", "Something-Something V1 train and validation, frame folders (HCML)"))
 register(DatasetInfo("diving48", "Diving48", "Diving48 V1 train and test (Controllable Augmentations Sec. 4.1)"))

@@ -11,14 +11,15 @@ Profiles (PyAV encoders; no ffmpeg binary is needed):
 
 Every output keeps the source's decoded frame count and its average frame rate: frames are
 re-timestamped 0, 1, 2, ... at that rate, and the output is decoded again to check both. A
-variable-frame-rate source (`datasets.decode.frame_timing`) becomes constant-rate: its frames
-are kept one for one (none dropped or repeated, so frame indices still name the same frames) at
-the mean rate of its timestamps, the fps its manifest row records (`datasets.manifest`); the
-summary lists such videos under `retimed_variable_frame_rate`. H.264 and MPEG-4 need even frame sizes; an odd
-height or width loses its last row or column, and the result says so.
+variable-frame-rate source (`datasets.clips.decode.frame_timing`) becomes constant-rate: its
+frames are kept one for one (none dropped or repeated, so frame indices still name the same
+frames) at the mean rate of its timestamps, the fps its manifest row records
+(`datasets.manifests.manifest`); the summary lists such videos under `retimed_variable_frame_rate`.
+H.264 and MPEG-4 need even frame sizes; an odd height or width loses its last row or column, and
+the result says so.
 
 CLI (used by datasets/transcode.smk):
-    python -m datasets.transcode --manifest M.csv --root DATASET_ROOT --codec vp9 \
+    python -m datasets.transcodes.transcode --manifest M.csv --root DATASET_ROOT --codec vp9 \
         --out-dir results/smoke/transcode/vp9/ucf101 --summary .../_summary.json
 """
 from __future__ import annotations
@@ -37,7 +38,7 @@ import numpy as np
 
 from core.errors import VideoDecodeError
 from core.io import atomic_path, write_json
-from datasets.decode import _iter_frames, _open, count_frames, fps_fraction, frame_timing
+from datasets.clips.decode import _iter_frames, _open, count_frames, fps_fraction, frame_timing
 
 
 @dataclass(frozen=True)

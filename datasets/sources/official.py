@@ -2,7 +2,7 @@
 
 Each parser turns a dataset root into `Entry` rows (video id, path relative to the root, label,
 split). They check the annotation files' syntax and name the file and line of any malformed
-row; whether each video exists and decodes is checked afterwards by `datasets.manifest`.
+row; whether each video exists and decodes is checked afterwards by `datasets.manifests.manifest`.
 """
 from __future__ import annotations
 

@@ -9,9 +9,9 @@ One loop over a manifest's videos writes one cache file per video, `<out_dir>/<v
 - a summary: videos, extracted, skipped, failures, frames and extraction seconds, and the
   videos an extractor reports as `variable_frame_rate` (kept, as frame sequences).
 
-Users: `datasets.mcl_motion` (TV-L1, MCL), `datasets.compressed` (I-frames and motion vectors,
-CMD) through `run_extraction`, which also writes the summary JSON and a quarantine CSV;
-`datasets.motion.build_cache` (MaCLR's flow / flow edges / frame differences) through
+Users: `datasets.motion.tvl1` (TV-L1, MCL), `datasets.motion.compressed` (I-frames and motion
+vectors, CMD) through `run_extraction`, which also writes the summary JSON and a quarantine CSV;
+`datasets.motion.flow.build_cache` (MaCLR's flow / flow edges / frame differences) through
 `extract_each`, keeping its own summary keys.
 """
 from __future__ import annotations
@@ -26,8 +26,9 @@ from typing import Callable
 import pandas as pd
 
 from core.errors import VideoDecodeError
+from core.io import write_csv, write_json
+from datasets.manifests.manifest import QUARANTINE_COLUMNS
 
-QUARANTINE_COLUMNS = ["video_id", "path", "reason"]
 # extract(src, dst) writes dst atomically and returns at least {"frames": int, "seconds": float}.
 Extractor = Callable[[Path, Path], dict]
 
@@ -101,8 +102,6 @@ def extract_each(rows: pd.DataFrame, root: str | os.PathLike, out_dir: str | os.
 
 def write_summary(summary: str | os.PathLike, kind: str, manifest: str | os.PathLike, stats: ExtractionStats) -> None:
     """`summary` JSON and `<summary>.quarantine.csv` (video_id,path,reason) of the failed videos."""
-    from core.io import write_csv, write_json
-
     summary = Path(summary)
     write_csv(summary.with_suffix(".quarantine.csv"), pd.DataFrame(stats.failed, columns=QUARANTINE_COLUMNS))
     write_json(summary, {

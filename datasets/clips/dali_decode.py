@@ -1,7 +1,7 @@
-"""Clip loading with NVIDIA DALI, with the semantics of the CPU path (`datasets.decode`).
+"""Clip loading with NVIDIA DALI, with the semantics of the CPU path (`datasets.clips.decode`).
 
 The pipeline receives, through `fn.external_source`, each video's encoded bytes and its
-precomputed `datasets.sampling.ClipPlan` (frame indices, crop offset, flip), so the frames and
+precomputed `datasets.clips.sampling.ClipPlan` (frame indices, crop offset, flip), so the frames and
 crops are chosen by the same numpy code as on the CPU path; DALI only executes the plan:
 
 1. `fn.decoders.video(frames=plan.indices, pad_mode="none")` decodes exactly the planned frames
@@ -19,8 +19,9 @@ DALI reports a failed sample as a failed batch; the batch is then decoded one vi
 to name the file at fault in the `VideoDecodeError`.
 
 Variable frame rate: DALI locates frames by timestamp at the stream's nominal rate, so it is fed
-the constant-rate transcodes only (`h264_cfr` for NVDEC, `vp9` in CI; `datasets.transcode` keeps
-every frame and re-times it), where frame index and timestamp agree.
+the constant-rate transcodes only (`h264_cfr` for NVDEC, `vp9` in CI;
+`datasets.transcodes.transcode` keeps every frame and re-times it), where frame index and
+timestamp agree.
 """
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ import numpy as np
 import torch
 
 from core.errors import VideoDecodeError
-from datasets.decode import video_info
-from datasets.sampling import ClipPlan, ClipSpec, resized_hw
+from datasets.clips.decode import video_info
+from datasets.clips.sampling import ClipPlan, ClipSpec, resized_hw
 
 LAYOUTS = ("CTHW", "THWC")
 

@@ -1,9 +1,9 @@
-"""CPU clip loading with PyAV, with the same semantics as the DALI path (`datasets.dali_decode`).
+"""CPU clip loading with PyAV, with the same semantics as the DALI path (`datasets.clips.dali_decode`).
 
-A clip is produced from a `datasets.sampling.ClipPlan` in four steps, identical in both paths:
+A clip is produced from a `datasets.clips.sampling.ClipPlan` in four steps, identical in both paths:
 decode the planned frame indices (0-based, presentation order, repeats allowed) as RGB
 (`to_rgb`: the YUV -> RGB conversion of DALI's CPU decoder); resize
-each frame so its shorter side is `spec.short_side` (`datasets.sampling.resized_hw`) with
+each frame so its shorter side is `spec.short_side` (`datasets.clips.sampling.resized_hw`) with
 bilinear interpolation, half-pixel centres and no antialiasing (torch
 `interpolate(mode="bilinear", align_corners=False, antialias=False)`, which is what DALI's
 `fn.resize(interp_type=INTERP_LINEAR, antialias=False)` computes), rounded to the nearest uint8;
@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from core.errors import VideoDecodeError
-from datasets.sampling import ClipPlan, ClipSpec, resized_hw
+from datasets.clips.sampling import ClipPlan, ClipSpec, resized_hw
 
 # YUV -> RGB conversion flags for libswscale (values of swscale.h): bilinear chroma
 # upsampling over the full chroma resolution with accurate rounding. With them PyAV's RGB frames

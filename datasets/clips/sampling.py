@@ -1,8 +1,8 @@
 """Clip specification and the frame / crop choices shared by the CPU and DALI decoders.
 
 Everything here is pure numpy: a `ClipPlan` names exactly which frames of a video to decode,
-where to crop them after resizing, and whether to flip them. `datasets.decode` (PyAV) and
-`datasets.dali_decode` (DALI) both execute plans, so the two pipelines see the same pixels for
+where to crop them after resizing, and whether to flip them. `datasets.clips.decode` (PyAV) and
+`datasets.clips.dali_decode` (DALI) both execute plans, so the two pipelines see the same pixels for
 the same seed and `ClipSpec`.
 
 Conventions (applied in this order by both decoders):

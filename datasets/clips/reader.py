@@ -1,8 +1,8 @@
 """Clips for training and evaluation: visual clips decoded from video, motion clips read from
-the motion cache, both cut by the same `ClipPlan` semantics (datasets.sampling).
+the motion cache, both cut by the same `ClipPlan` semantics (datasets.clips.sampling).
 
-The CPU path decodes with PyAV (`datasets.decode`); with `decoder: dali` the DALI pipeline
-(`datasets.dali_decode`) decodes the same planned frames and crops on the GPU.
+The CPU path decodes with PyAV (`datasets.clips.decode`); with `decoder: dali` the DALI pipeline
+(`datasets.clips.dali_decode`) decodes the same planned frames and crops on the GPU.
 """
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import numpy as np
 import torch
 from torchvision.transforms import v2
 
-from datasets.decode import load_clip
-from datasets.sampling import ClipPlan, ClipSpec
+from datasets.clips.dali_decode import DaliClipLoader
+from datasets.clips.decode import load_clip
+from datasets.clips.sampling import ClipPlan, ClipSpec
 
 
 def clip_spec(section: dict, temporal_views: int = 1, spatial_views: int = 1) -> ClipSpec:
@@ -44,8 +45,6 @@ def load_visual_clip(path: str | Path, plan: ClipPlan, spec: ClipSpec, decoder: 
     if decoder == "cpu":
         return load_clip(path, plan, spec, use_cache=True)
     if decoder == "dali":
-        from datasets.dali_decode import DaliClipLoader
-
         device = "gpu" if torch.cuda.is_available() else "cpu"
         loader = _DALI_LOADERS.get((spec, device))
         if loader is None:  # one pipeline per clip spec and process

@@ -1,8 +1,8 @@
 """Fixture datasets in the official layouts of SSv2, SSv1, Diving48, VidSitu and AVA v2.2.
 
-Like `datasets.fixtures` (UCF101, HMDB51, Kinetics-400): generated, never downloaded or
-committed; real file naming and annotation formats (see each parser in datasets/parsers/),
-synthetic motion-defined videos (`datasets.synthetic`). Sizes come only from the scale profile's
+Like `datasets.sources.fixtures` (UCF101, HMDB51, Kinetics-400): generated, never downloaded or
+committed; real file naming and annotation formats (see each parser in datasets/sources/parsers/),
+synthetic motion-defined videos (`datasets.sources.synthetic`). Sizes come only from the scale profile's
 `fixtures.<key>` (config/scales/smoke.yaml); a profile without it is an error naming the key.
 
 `bad_files: true` (the default) also writes the bad inputs each format can carry, so the
@@ -11,7 +11,7 @@ file, a truncated file and a file shorter than one clip (SSv1: a missing folder,
 and a folder with a gap in its frame numbering). `BAD` lists their ids per dataset; the
 preparation must name each in the quarantine report.
 
-    python -m datasets.fixtures --dataset ssv2 --root results/smoke/data/SomethingSomethingV2 --scale smoke
+    python -m datasets.sources.fixtures --dataset ssv2 --root results/smoke/data/SomethingSomethingV2 --scale smoke
 """
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ import numpy as np
 from tqdm import tqdm
 
 from core.io import atomic_path, write_text
-from datasets.synthetic import class_patterns, render_frames, write_video
+from datasets.sources.parsers.ava import AVA_60_CLASS_IDS, KEYFRAME_OFFSET
+from datasets.sources.synthetic import class_patterns, render_frames, write_video
+from datasets.transcodes.transcode import transcode
 
 SHORT_FRAMES = 6  # a "video shorter than one clip" (smoke min_frames is 16)
 
@@ -52,8 +54,6 @@ def _write(path: Path, frames: np.ndarray, fps: int) -> None:
     if path.suffix != ".webm":
         write_video(path, frames, fps)
         return
-    from datasets.transcode import transcode
-
     src = path.with_name(f".{path.stem}.src.mp4")
     write_video(src, frames, fps)
     try:
@@ -190,8 +190,6 @@ def make_vidsitu(root: Path, cfg: dict, seed: int, bad: bool) -> dict:
 
 
 def make_ava(root: Path, cfg: dict, seed: int, bad: bool) -> dict:
-    from datasets.parsers.ava import AVA_60_CLASS_IDS, KEYFRAME_OFFSET
-
     classes = AVA_CLASSES[: cfg["num_classes"]]
     rng = np.random.default_rng(seed)
     seconds = cfg["frames"] // cfg["fps"]
