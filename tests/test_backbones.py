@@ -209,7 +209,7 @@ def test_prime_motion_block_params_by_hand():
 
 
 def test_hcml_net_returns_motion_at_levels():
-    from methods.backbones.hcml import hcml_net
+    from methods.backbones.registry import hcml_net
 
     net = hcml_net("r2d50_hcml", width_multiplier=1 / 16, beta=2)
     feats, motion = net.forward_with_motion(torch.randn(1, 3, 8, 64, 64))

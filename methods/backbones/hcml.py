@@ -126,12 +126,3 @@ class HCMLNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_motion(x)[0]
-
-
-def hcml_net(trunk_name: str, *, levels=(1, 2, 3), beta: float = 4, max_displacement: int = 6,
-             stride: int = 2, fusion_kernel: int = 3, width_multiplier: float = 1.0, in_channels: int = 3,
-             **overrides) -> HCMLNet:
-    from methods.backbones.registry import build_backbone
-
-    trunk = build_backbone(trunk_name, width_multiplier=width_multiplier, in_channels=in_channels, **overrides)
-    return HCMLNet(trunk, levels, beta, max_displacement, stride, fusion_kernel)

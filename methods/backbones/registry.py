@@ -7,7 +7,7 @@ from typing import Callable
 
 from torch import nn
 
-from methods.backbones.hcml import hcml_net
+from methods.backbones.hcml import HCMLNet
 from methods.backbones.others import C3D, S3D
 from methods.backbones.resnet import ResNet
 
@@ -17,6 +17,15 @@ class Entry:
     builder: Callable[..., nn.Module]
     kwargs: dict = field(default_factory=dict)
     source: str = ""
+
+
+def hcml_net(trunk_name: str, *, levels=(1, 2, 3), beta: float = 4, max_displacement: int = 6,
+             stride: int = 2, fusion_kernel: int = 3, width_multiplier: float = 1.0, in_channels: int = 3,
+             **overrides) -> HCMLNet:
+    """A registered trunk with HCML's prime motion blocks fused at `levels` (HCML §3.2-3.3); here
+    rather than in hcml.py because it builds its trunk through this registry."""
+    trunk = build_backbone(trunk_name, width_multiplier=width_multiplier, in_channels=in_channels, **overrides)
+    return HCMLNet(trunk, levels, beta, max_displacement, stride, fusion_kernel)
 
 
 # Tran et al. 2018 Table 1 / torchvision VideoResNet layout: basic blocks, 3x7x7 stem with spatial
