@@ -23,8 +23,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from core.errors import SuiteError
-from datasets.clips.reader import clip_augmentation, load_visual_clip, normalize
-from datasets.clips.sampling import ClipSpec, plan_test_clips, plan_train_clip, resized_hw
+from datasets.clips.reader import ClipReader, clip_spec
+from datasets.clips.sampling import ClipSpec, plan_test_clips, plan_train_clip
 from methods.backbones import build_backbone
 from protocols.cli import evaluation_splits, protocol_main
 
@@ -45,11 +45,10 @@ class Classifier(nn.Module):
 
 class TrainClips(Dataset):
     """One augmented training clip per video and epoch: random position, crop and flip, then the
-    colour augmentations of the config; seeded by (seed, epoch, video)."""
+    reader's colour augmentations; seeded by (seed, epoch, video)."""
 
-    def __init__(self, videos: pd.DataFrame, root: Path, spec: ClipSpec, inputs: dict, augment: dict, seed: int):
-        self.videos, self.root, self.spec, self.inputs, self.seed = videos.reset_index(drop=True), root, spec, inputs, seed
-        self.augment = clip_augmentation(augment, spec.crop_size)
+    def __init__(self, videos: pd.DataFrame, reader: ClipReader, seed: int):
+        self.videos, self.reader, self.seed = videos.reset_index(drop=True), reader, seed
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -59,10 +58,8 @@ class TrainClips(Dataset):
         row = self.videos.iloc[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
         torch.manual_seed(int(rng.integers(2**31)))
-        plan = plan_train_clip(int(row.num_frames), resized_hw(row.height, row.width, self.spec.short_side), self.spec, rng)
-        clip = load_visual_clip(self.root / row.path, plan, self.spec, "cpu").float().div_(255.0)
-        clip = self.augment(clip.permute(1, 0, 2, 3)).permute(1, 0, 2, 3)
-        return normalize(clip, self.inputs["mean"], self.inputs["std"]), int(row.label)
+        plan = plan_train_clip(self.reader.num_frames(row), self.reader.frame_hw(row), self.reader.spec, rng)
+        return self.reader(row, plan), int(row.label)
 
 
 def learning_rate(cfg: dict, step: int, total: int, steps_per_epoch: int) -> float:
@@ -83,9 +80,8 @@ def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache:
     torch.manual_seed(seed)
     num_classes = int(manifest["label"].max()) + 1
     model = Classifier(checkpoint, num_classes, float(cfg["dropout"])).to(device)
-    c = inputs["clip"]
-    spec = ClipSpec(int(c["num_frames"]), int(c["stride"]), int(c["crop_size"]), int(c["short_side"]))
-    data = TrainClips(train, root, spec, inputs, cfg["augment"], seed)
+    spec = clip_spec(inputs)
+    data = TrainClips(train, ClipReader(root, spec, inputs["mean"], inputs["std"], augment=cfg["augment"]), seed)
     batch = min(int(cfg["batch_size"]), len(data))
     steps_per_epoch = math.ceil(len(data) / batch)
     epochs = int(cfg["epochs"])
@@ -106,11 +102,12 @@ def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache:
     model.eval()
     test_spec = ClipSpec(spec.num_frames, spec.stride, int(cfg["test_crop_size"] or spec.crop_size),
                          int(cfg["test_crop_size"] or spec.crop_size), int(cfg["temporal_views"]), int(cfg["spatial_views"]))
+    test_reader = ClipReader(root, test_spec, inputs["mean"], inputs["std"])
     probabilities = []
     with torch.no_grad():
         for row in tqdm(list(test.itertuples()), desc="test views", unit="video"):
-            plans = plan_test_clips(int(row.num_frames), resized_hw(row.height, row.width, test_spec.short_side), test_spec)
-            clips = [normalize(load_visual_clip(root / row.path, p, test_spec, "cpu").float().div_(255.0), inputs["mean"], inputs["std"]) for p in plans]
+            plans = plan_test_clips(test_reader.num_frames(row), test_reader.frame_hw(row), test_spec)
+            clips = [test_reader(row, plan) for plan in plans]
             logits = torch.cat([model(torch.stack(clips[i : i + 32]).to(device)).cpu() for i in range(0, len(clips), 32)])
             probabilities.append(F.softmax(logits, dim=1).mean(0))
     probabilities, labels = torch.stack(probabilities), torch.as_tensor(test["label"].to_numpy())

@@ -24,15 +24,14 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from core.errors import SuiteError
-from datasets.clips.reader import load_visual_clip, motion_clip, normalize
-from datasets.motion.flow import load_motion
-from datasets.clips.sampling import ClipPlan, ClipSpec, plan_test_clips, plan_train_clip, resized_hw
+from datasets.clips.reader import ClipReader, MotionClipReader
+from datasets.clips.sampling import ClipSpec, plan_test_clips, plan_train_clip
 from methods.backbones import build_backbone
 from protocols.cli import evaluation_splits, protocol_main
 
 
 class FrozenEncoder:
-    """A checkpoint's transfer encoder (CONTRIBUTING.md, "Checkpoints") and its input pipeline."""
+    """A checkpoint's transfer encoder (CONTRIBUTING.md, "Checkpoints") and the clip reader of its input."""
 
     def __init__(self, checkpoint: dict, root: Path, motion_cache: Path | None, device: torch.device):
         enc, self.input = checkpoint["encoder"], checkpoint["input"]
@@ -52,44 +51,33 @@ class FrozenEncoder:
             crop = short = int(test_crop_size or crop)
         return ClipSpec(int(c["num_frames"]), int(c["stride"]), crop, short, temporal_views, spatial_views)
 
-    def clip(self, row, plan: ClipPlan, spec: ClipSpec, motion) -> torch.Tensor:
+    def reader(self, spec: ClipSpec) -> ClipReader | MotionClipReader:
+        """Reader of this encoder's input clips at `spec`: decoded RGB or cached motion, unaugmented."""
         if self.input["modality"] == "rgb":
-            x = load_visual_clip(self.root / row.path, plan, spec, "cpu").float().div_(255.0)
-            return normalize(x, self.input["mean"], self.input["std"])
-        return motion_clip(motion, plan, spec, float(self.input["motion_scale"]))
-
-    def frame_hw(self, row, spec: ClipSpec, motion) -> tuple[int, int]:
-        if motion is not None:
-            return tuple(motion.shape[-2:])
-        return resized_hw(row.height, row.width, spec.short_side)
+            return ClipReader(self.root, spec, self.input["mean"], self.input["std"])
+        return MotionClipReader(self.motion_cache, spec, self.input["motion_scale"])
 
     @torch.no_grad()
     def embed(self, clips: list[torch.Tensor], batch_size: int) -> torch.Tensor:
         out = [self.backbone(torch.stack(clips[i : i + batch_size]).to(self.device)).cpu() for i in range(0, len(clips), batch_size)]
         return torch.cat(out)
 
-    def video_motion(self, row):
-        if self.input["modality"] != "motion":
-            return None
-        motion, _ = load_motion(self.motion_cache, row.video_id)
-        return motion
-
 
 def extract(encoder: FrozenEncoder, videos: pd.DataFrame, test: bool, cfg: dict, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features (videos, views, D) and labels (videos,)."""
+    """Features (videos, views, D) and labels (videos,): the `temporal_views` x `spatial_views`
+    test views of each video, or `train_clips_per_video` random clips drawn with seed (seed, video)."""
     views = (int(cfg["temporal_views"]), int(cfg["spatial_views"])) if test else (1, 1)
     spec = encoder.spec(test, *views, cfg.get("test_crop_size"))
+    reader = encoder.reader(spec)
     features = []
     for n, row in enumerate(tqdm(list(videos.itertuples()), desc="test views" if test else "train clips", unit="video")):
-        motion = encoder.video_motion(row)
-        num_frames = int(row.num_frames) if motion is None else min(int(row.num_frames), len(motion))
-        hw = encoder.frame_hw(row, spec, motion)
+        num_frames, hw = reader.num_frames(row), reader.frame_hw(row)
         if test:
             plans = plan_test_clips(num_frames, hw, spec)
         else:
             rng = np.random.default_rng([seed, n])
             plans = [plan_train_clip(num_frames, hw, spec, rng) for _ in range(int(cfg["train_clips_per_video"]))]
-        features.append(encoder.embed([encoder.clip(row, plan, spec, motion) for plan in plans], int(cfg["batch_size"])))
+        features.append(encoder.embed([reader(row, plan) for plan in plans], int(cfg["batch_size"])))
     return torch.stack(features), torch.as_tensor(videos["label"].to_numpy())
 
 

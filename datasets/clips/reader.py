@@ -1,7 +1,10 @@
-"""Clips for training and evaluation: visual clips decoded from video, motion clips read from
-the motion cache, both cut by the same `ClipPlan` semantics (datasets.clips.sampling).
+"""Clips for training and evaluation: a manifest row and a `ClipPlan` in, a network input out.
 
-The CPU path decodes with PyAV (`datasets.clips.decode`); with `decoder: dali` the DALI pipeline
+`ClipReader` decodes visual clips from the videos (or their transcodes), augments and normalises
+them; `MotionClipReader` cuts motion clips from the motion cache. Both follow the plan semantics
+of `datasets.clips.sampling`, so a plan cuts the same frames and crop from either.
+
+The CPU path decodes with PyAV (`datasets.clips.decode`); with decoder `dali` the DALI pipeline
 (`datasets.clips.dali_decode`) decodes the same planned frames and crops on the GPU.
 """
 from __future__ import annotations
@@ -14,7 +17,10 @@ from torchvision.transforms import v2
 
 from datasets.clips.dali_decode import DaliClipLoader
 from datasets.clips.decode import load_clip
-from datasets.clips.sampling import ClipPlan, ClipSpec
+from datasets.clips.sampling import ClipPlan, ClipSpec, resized_hw
+from datasets.motion.flow import load_motion
+
+DECODERS = ("cpu", "dali")
 
 
 def clip_spec(section: dict, temporal_views: int = 1, spatial_views: int = 1) -> ClipSpec:
@@ -50,7 +56,7 @@ def load_visual_clip(path: str | Path, plan: ClipPlan, spec: ClipSpec, decoder: 
         if loader is None:  # one pipeline per clip spec and process
             loader = _DALI_LOADERS[(spec, device)] = DaliClipLoader(spec, device=device, batch_size=1)
         return loader.load([str(path)], [plan])[0].cpu()
-    raise ValueError(f"unknown decoder {decoder!r}; known: cpu, dali")
+    raise ValueError(f"unknown decoder {decoder!r}; known: {', '.join(DECODERS)}")
 
 
 def normalize(clip: torch.Tensor, mean, std) -> torch.Tensor:
@@ -75,3 +81,65 @@ def motion_clip(motion: np.ndarray, plan: ClipPlan, spec: ClipSpec, scale: float
         if x.shape[1] == 2:
             x[:, 0] = -x[:, 0]
     return (x * scale).permute(1, 0, 2, 3).contiguous()
+
+
+class ClipReader:
+    """Normalised float (3, T, crop, crop) clips of manifest rows, one `ClipPlan` at a time.
+
+    The video is `<root>/<row.path>`, or with `video_dir` its transcode `<video_dir>/<video_id>.mp4`
+    (the H.264 CFR copies DALI's NVDEC path decodes). The planned clip is decoded by `decoder`,
+    scaled to [0, 1], colour-augmented when `augment` (a config's `augment:` section, see
+    `clip_augmentation`) is given, and normalised by `mean` / `std`. The augmentations draw from
+    torch's global generator, so callers seed it per sample.
+    """
+
+    def __init__(self, root: str | Path, spec: ClipSpec, mean, std, *, video_dir: str | Path | None = None,
+                 decoder: str = "cpu", augment: dict | None = None):
+        if decoder not in DECODERS:
+            raise ValueError(f"unknown decoder {decoder!r}; known: {', '.join(DECODERS)}")
+        self.root, self.spec, self.mean, self.std, self.decoder = Path(root), spec, mean, std, decoder
+        self.video_dir = Path(video_dir) if video_dir else None
+        self.augment = clip_augmentation(augment, spec.crop_size) if augment is not None else None
+
+    def path(self, row) -> Path:
+        return self.video_dir / f"{row.video_id}.mp4" if self.video_dir else self.root / row.path
+
+    def num_frames(self, row) -> int:
+        return int(row.num_frames)
+
+    def frame_hw(self, row) -> tuple[int, int]:
+        """Frame size after the short-side resize, the space plan crops live in."""
+        return resized_hw(row.height, row.width, self.spec.short_side)
+
+    def __call__(self, row, plan: ClipPlan) -> torch.Tensor:
+        clip = load_visual_clip(self.path(row), plan, self.spec, self.decoder).float().div_(255.0)
+        if self.augment is not None:  # v2 transforms take (T, C, H, W)
+            clip = self.augment(clip.permute(1, 0, 2, 3)).permute(1, 0, 2, 3)
+        return normalize(clip, self.mean, self.std)
+
+
+class MotionClipReader:
+    """Float (C, T, crop, crop) motion clips of manifest rows, cut from the per-video motion cache
+    (`datasets.motion.flow`, stored at `spec.short_side`) and multiplied by `scale`; the motion
+    counterpart of `ClipReader`, without augmentation. Keeps the last video's motion in memory,
+    since callers cut several clips of one video in a row."""
+
+    def __init__(self, cache_dir: str | Path, spec: ClipSpec, scale: float):
+        self.cache_dir, self.spec, self.scale = cache_dir, spec, float(scale)
+        self._video_id, self._motion = None, None
+
+    def video(self, row) -> tuple[np.ndarray, np.ndarray]:
+        """(motion (N, C, H, W), frame_mean (N,)) of the row's video."""
+        if self._video_id != row.video_id:
+            self._motion, self._video_id = load_motion(self.cache_dir, row.video_id), row.video_id
+        return self._motion
+
+    def num_frames(self, row) -> int:
+        """Frames that have both a video frame and a motion frame."""
+        return min(int(row.num_frames), len(self.video(row)[0]))
+
+    def frame_hw(self, row) -> tuple[int, int]:
+        return tuple(self.video(row)[0].shape[-2:])
+
+    def __call__(self, row, plan: ClipPlan) -> torch.Tensor:
+        return motion_clip(self.video(row)[0], plan, self.spec, self.scale)

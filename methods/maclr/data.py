@@ -16,9 +16,8 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from datasets.clips.reader import clip_augmentation, clip_spec, load_visual_clip, motion_clip, normalize
-from datasets.motion.flow import load_motion
-from datasets.clips.sampling import ClipPlan, ClipSpec, clip_indices, random_crop_offset, random_start, resized_hw, valid_starts
+from datasets.clips.reader import ClipReader, MotionClipReader, clip_spec
+from datasets.clips.sampling import ClipPlan, ClipSpec, clip_indices, random_crop_offset, random_start, valid_starts
 
 
 def motion_allowed_starts(frame_mean: np.ndarray, spec: ClipSpec, threshold: float) -> np.ndarray:
@@ -58,14 +57,18 @@ class MaCLRPretrainData(Dataset):
         """`video_dir`: read `<video_dir>/<video_id>.mp4` (the H.264 CFR transcodes DALI's NVDEC
         path decodes) instead of the original files under `root`."""
         self.videos = manifest.reset_index(drop=True)
-        self.root, self.motion_cache, self.cfg, self.seed = Path(root), motion_cache, cfg, seed
-        self.video_dir = Path(video_dir) if video_dir else None
+        self.cfg, self.seed = cfg, seed
         self.use_visual = "visual" in cfg["pathways"]
         self.use_motion = "motion" in cfg["pathways"]
         self.visual_spec = clip_spec(cfg["visual"])
         self.motion_spec = clip_spec(cfg["motion"])
         # MaCLR §4.1 visual augmentations (flip and crop are part of the clip plan).
-        self.augment = clip_augmentation(cfg["visual"]["augment"], int(cfg["visual"]["clip"]["crop_size"]))
+        self.visual = ClipReader(root, self.visual_spec, cfg["visual"]["normalize_mean"], cfg["visual"]["normalize_std"],
+                                 video_dir=video_dir, decoder=cfg["decoder"], augment=cfg["visual"]["augment"])
+        self.motion = None
+        if self.use_motion:
+            scale = cfg["motion"]["input_scale"][cfg["motion"]["input"]]
+            self.motion = MotionClipReader(motion_cache, self.motion_spec, scale)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -76,20 +79,16 @@ class MaCLRPretrainData(Dataset):
 
     def _visual(self, row, start: int, rng: np.random.Generator) -> torch.Tensor:
         spec = self.visual_spec
-        h, w = resized_hw(row.height, row.width, spec.short_side)
+        h, w = self.visual.frame_hw(row)
         flip = bool(rng.random() < self.cfg["visual"]["augment"]["flip_p"])
         plan = ClipPlan(tuple(clip_indices(start, spec).tolist()), random_crop_offset(h, w, spec.crop_size, rng), flip)
-        path = self.video_dir / f"{row.video_id}.mp4" if self.video_dir else self.root / row.path
-        clip = load_visual_clip(path, plan, spec, self.cfg["decoder"])  # (3, T, c, c) uint8
-        clip = self.augment(clip.permute(1, 0, 2, 3).float().div_(255.0)).permute(1, 0, 2, 3)
-        return normalize(clip, self.cfg["visual"]["normalize_mean"], self.cfg["visual"]["normalize_std"])
+        return self.visual(row, plan)
 
-    def _motion(self, motion: np.ndarray, start: int, rng: np.random.Generator) -> torch.Tensor:
+    def _motion(self, row, start: int, rng: np.random.Generator) -> torch.Tensor:
         spec = self.motion_spec
-        h, w = motion.shape[-2:]
+        h, w = self.motion.frame_hw(row)
         plan = ClipPlan(tuple(clip_indices(start, spec).tolist()), random_crop_offset(h, w, spec.crop_size, rng), False)
-        scale = float(self.cfg["motion"]["input_scale"][self.cfg["motion"]["input"]])
-        return motion_clip(motion, plan, spec, scale)
+        return self.motion(row, plan)
 
     def __getitem__(self, index: int) -> dict:
         row = self.videos.iloc[index]
@@ -100,10 +99,10 @@ class MaCLRPretrainData(Dataset):
         # `threshold_fallback` flags a video with no clip above gamma, sampled uniformly instead;
         # the trainer counts these in its log, so the fallback is never silent.
         sample = {"video_index": torch.tensor(index), "threshold_fallback": torch.tensor(False)}
-        motion = allowed = None
+        allowed = None
         if self.use_motion:
-            motion, frame_mean = load_motion(self.motion_cache, row.video_id)
-            n = min(n, len(motion))
+            _, frame_mean = self.motion.video(row)
+            n = self.motion.num_frames(row)
             allowed = motion_allowed_starts(frame_mean[:n], self.motion_spec, float(self.cfg["motion"]["threshold"]))
             if not allowed.any():
                 sample["threshold_fallback"] = torch.tensor(True)
@@ -113,5 +112,5 @@ class MaCLRPretrainData(Dataset):
         if self.use_visual:
             sample["v_q"], sample["v_k"] = (self._visual(row, s, rng) for s in v_starts)
         if self.use_motion:
-            sample["m_q"], sample["m_k"] = (self._motion(motion, s, rng) for s in m_starts)
+            sample["m_q"], sample["m_k"] = (self._motion(row, s, rng) for s in m_starts)
         return sample
