@@ -17,68 +17,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from core.errors import SuiteError
-from datasets.clips.reader import ClipReader, MotionClipReader
-from datasets.clips.sampling import ClipSpec, plan_test_clips, plan_train_clip
-from methods.backbones import build_backbone
 from protocols.cli import evaluation_splits, protocol_main
-
-
-class FrozenEncoder:
-    """A checkpoint's transfer encoder (CONTRIBUTING.md, "Checkpoints") and the clip reader of its input."""
-
-    def __init__(self, checkpoint: dict, root: Path, motion_cache: Path | None, device: torch.device):
-        enc, self.input = checkpoint["encoder"], checkpoint["input"]
-        self.backbone = build_backbone(enc["backbone"], width_multiplier=enc["width_multiplier"], in_channels=enc["in_channels"])
-        self.backbone.load_state_dict(enc["state_dict"])
-        self.backbone.eval().to(device)  # frozen: eval-mode BN, no gradients
-        self.root, self.motion_cache, self.device = root, motion_cache, device
-        if self.input["modality"] == "motion" and motion_cache is None:
-            raise SuiteError("this checkpoint's encoder reads motion inputs: pass --motion-cache")
-
-    def spec(self, test: bool, temporal_views: int, spatial_views: int, test_crop_size: int | None = None) -> ClipSpec:
-        c = self.input["clip"]
-        crop, short = int(c["crop_size"]), int(c["short_side"])
-        if test and self.input["modality"] == "rgb":
-            # Test views: the short side is resized to the test crop and 3 crops tile the long
-            # side (PySlowFast's multi-view test). Motion is cut from its cache as cached.
-            crop = short = int(test_crop_size or crop)
-        return ClipSpec(int(c["num_frames"]), int(c["stride"]), crop, short, temporal_views, spatial_views)
-
-    def reader(self, spec: ClipSpec) -> ClipReader | MotionClipReader:
-        """Reader of this encoder's input clips at `spec`: decoded RGB or cached motion, unaugmented."""
-        if self.input["modality"] == "rgb":
-            return ClipReader(self.root, spec, self.input["mean"], self.input["std"])
-        return MotionClipReader(self.motion_cache, spec, self.input["motion_scale"])
-
-    @torch.no_grad()
-    def embed(self, clips: list[torch.Tensor], batch_size: int) -> torch.Tensor:
-        out = [self.backbone(torch.stack(clips[i : i + batch_size]).to(self.device)).cpu() for i in range(0, len(clips), batch_size)]
-        return torch.cat(out)
-
-
-def extract(encoder: FrozenEncoder, videos: pd.DataFrame, test: bool, cfg: dict, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features (videos, views, D) and labels (videos,): the `temporal_views` x `spatial_views`
-    test views of each video, or `train_clips_per_video` random clips drawn with seed (seed, video)."""
-    views = (int(cfg["temporal_views"]), int(cfg["spatial_views"])) if test else (1, 1)
-    spec = encoder.spec(test, *views, cfg.get("test_crop_size"))
-    reader = encoder.reader(spec)
-    features = []
-    for n, row in enumerate(tqdm(list(videos.itertuples()), desc="test views" if test else "train clips", unit="video")):
-        num_frames, hw = reader.num_frames(row), reader.frame_hw(row)
-        if test:
-            plans = plan_test_clips(num_frames, hw, spec)
-        else:
-            rng = np.random.default_rng([seed, n])
-            plans = [plan_train_clip(num_frames, hw, spec, rng) for _ in range(int(cfg["train_clips_per_video"]))]
-        features.append(encoder.embed([reader(row, plan) for plan in plans], int(cfg["batch_size"])))
-    return torch.stack(features), torch.as_tensor(videos["label"].to_numpy())
+from protocols.features import FrozenEncoder, extract
 
 
 def fit_linear(features: torch.Tensor, labels: torch.Tensor, num_classes: int, cfg: dict) -> torch.nn.Linear:

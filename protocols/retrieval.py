@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from protocols.cli import evaluation_splits, protocol_main
-from protocols.linear import FrozenEncoder, extract
+from protocols.features import FrozenEncoder, extract
 
 
 def recall_at_k(query: torch.Tensor, query_labels: torch.Tensor, gallery: torch.Tensor, gallery_labels: torch.Tensor,
