@@ -3,21 +3,16 @@
 #   snakemake tables/maclr_table1.md --cores               (smoke scale, generated fixture data)
 #   snakemake tables/maclr_table1.md --cores --config scale=full data_root=/data
 #
-# Every rule file of datasets/, methods/<m>/, protocols/ and tables/ is included below, so a new
-# method is one folder with its rules.smk and nothing here changes.
+# core/common.smk (interpreter, scale profile, paths, dataset roots) is included first; then
+# every rule file of datasets/, methods/, protocols/ and tables/, each relying only on the common
+# include. One pretraining rule (methods/rules.smk) serves every method folder, so a new method
+# is one folder and nothing here changes.
 import sys
 from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)
 
-from core.config import load_scale
-
 configfile: "config/config.yaml"
-
-SCALE = str(config.get("scale", "smoke"))
-PROFILE = load_scale(SCALE)
-RESULTS = f"results/{SCALE}"
-DATA_ROOT = config.get("data_root") or None
 
 wildcard_constraints:
     scale=r"[a-z0-9_]+",
@@ -31,13 +26,15 @@ wildcard_constraints:
     table=r"[a-z0-9_]+",
 
 
+include: "core/common.smk"
+
+
 def _rule_files():
     base = Path(workflow.basedir)
-    files = sorted((base / "datasets").glob("*.smk"))
-    files += sorted((base / "methods").glob("*/rules.smk"))
-    files += sorted((base / "protocols").glob("*.smk"))
-    files += sorted((base / "tables").glob("*.smk"))
-    return [f for f in files if f.exists()]
+    files = []
+    for part in ("datasets", "methods", "protocols", "tables"):
+        files += sorted((base / part).glob("*.smk"))
+    return files
 
 
 for _rules in _rule_files():

@@ -5,10 +5,7 @@
 #               results/<scale>/motion/compressed/<dataset>/<video_id>.npz (the transcode is per dataset)
 # Summaries (counts, failures named, frames/s per core): results/<scale>/motion/<kind>/_summary_<dataset>.json,
 # failures also in _summary_<dataset>.quarantine.csv. Cached videos are skipped, so a run resumes.
-# Included by the Snakefile; dataset_root() and motion_cache_dir() are defined in rules.smk.
-import sys as _sys
-
-_MOTION_PY = f"PYTHONPATH={workflow.basedir} {_sys.executable}"
+# Included by the Snakefile after core/common.smk (dataset_root, motion_cache_dir, input_cache, PY).
 # Sizes from the scale profile's `motion_inputs:` (config/scales/<scale>.yaml, with citations there).
 _MOTION_INPUTS = PROFILE["motion_inputs"]
 _STRICT = "--strict" if PROFILE.get("preparation", {}).get("strict") else ""
@@ -37,7 +34,7 @@ rule mcl_motion:
     log:
         f"{RESULTS}/logs/motion_tvl1_{{dataset}}.log",
     shell:
-        "{_MOTION_PY} -m datasets.motion.tvl1 --manifest {input} --root {params.root} --out-dir {params.cache} "
+        "{PY} -m datasets.motion.tvl1 --manifest {input} --root {params.root} --out-dir {params.cache} "
         "--summary {output} --short-side {params.short_side} {_NO_FLOW} {_STRICT} 2> {log}"
 
 
@@ -49,9 +46,9 @@ rule cmd_compressed:
         f"{RESULTS}/motion/compressed/_summary_{{dataset}}.json",
     params:
         root=lambda w: f"{RESULTS}/transcode/mpeg4_gop12/{w.dataset}",
-        cache=lambda w: f"{RESULTS}/motion/compressed/{w.dataset}",
+        cache=lambda w: input_cache("compressed", w.dataset)[1],
     log:
         f"{RESULTS}/logs/motion_compressed_{{dataset}}.log",
     shell:
-        "{_MOTION_PY} -m datasets.motion.compressed --manifest {input.manifest} --root {params.root} --transcoded .avi "
+        "{PY} -m datasets.motion.compressed --manifest {input.manifest} --root {params.root} --transcoded .avi "
         "--out-dir {params.cache} --summary {output} --grid " + str(int(_MOTION_INPUTS["mv_grid"])) + " {_STRICT} 2> {log}"

@@ -1,32 +1,6 @@
 # Dataset preparation: fixture generation (smoke) or the real data root (full) -> manifests.
-# Included by the Snakefile, which defines SCALE, PROFILE, RESULTS and DATA_ROOT.
-import sys as _sys
-
+# Included by the Snakefile after core/common.smk (SCALE, PROFILE, RESULTS, PY, dataset_root, ...).
 from datasets.sources.fixtures import FIXTURE_DIRECTORIES
-from datasets.sources.registry import DATASETS
-
-PY = f"PYTHONPATH={workflow.basedir} {_sys.executable}"
-
-
-def dataset_root(dataset):
-    """Folder holding `dataset` in its official layout."""
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(sorted(DATASETS))}")
-    directory = DATASETS[dataset].directory
-    if PROFILE.get("data_source") == "fixtures":
-        return f"{RESULTS}/data/{directory}"
-    if not DATA_ROOT:
-        raise ValueError(
-            f"scale {SCALE!r} reads real datasets: pass --config data_root=DIR with DIR/{directory}/ in the official layout"
-        )
-    return f"{DATA_ROOT}/{directory}"
-
-
-def dataset_source(dataset):
-    """The fixture marker a manifest depends on at smoke scale; nothing at full scale."""
-    if PROFILE.get("data_source") != "fixtures":
-        return []
-    return f"{RESULTS}/data/{DATASETS[dataset].directory}/.fixture.json"
 
 
 rule fixture:
@@ -70,11 +44,6 @@ rule k400_mini:
 
 
 ruleorder: k400_mini > manifest
-
-
-def motion_cache_dir(kind, dataset):
-    """Motion caches are per video, shared by every manifest of the same videos (k400, k400_mini)."""
-    return f"{RESULTS}/motion/{kind}/{DATASETS[dataset].directory}"
 
 
 rule motion:

@@ -4,9 +4,7 @@
 #   mpeg4_gop12 MPEG-4 Part 2 in AVI, GOP 12, no B-frames (CMD's compressed-domain inputs)
 # Each video goes to results/<scale>/transcode/<codec>/<dataset>/<video_id>.<ext>; videos already
 # there are skipped, so an interrupted run resumes. The summary is written last.
-# Included by the Snakefile (SCALE, RESULTS, PROFILE, config); dataset_root() is defined in rules.smk.
-import sys as _sys
-
+# Included by the Snakefile after core/common.smk (SCALE, RESULTS, PY, dataset_root).
 from datasets.transcodes.transcode import PROFILES as TRANSCODE_PROFILES
 
 
@@ -20,9 +18,8 @@ rule transcode:
     params:
         root=lambda w: dataset_root(w.dataset),
         out_dir=lambda w: f"{RESULTS}/transcode/{w.codec}/{w.dataset}",
-        python=f"PYTHONPATH={workflow.basedir} {_sys.executable}",
     log:
         f"{RESULTS}/logs/transcode_{{codec}}_{{dataset}}.log",
     shell:
-        "{params.python} -m datasets.transcodes.transcode --manifest {input} --root {params.root} "
+        "{PY} -m datasets.transcodes.transcode --manifest {input} --root {params.root} "
         "--codec {wildcards.codec} --out-dir {params.out_dir} --summary {output} 2> {log}"

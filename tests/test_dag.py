@@ -60,7 +60,7 @@ def test_maclr_table1_at_full_scale_plans_every_pretraining_and_probe(tmp_path):
     proc = dry_run("tables/maclr_table1.md", "--config", "scale=full", f"data_root={tmp_path}", quiet="rules")
     assert proc.returncode == 0, _failure(proc)
     counts = job_counts(proc.stdout + proc.stderr)
-    assert counts.get("maclr_pretrain") == 10, counts
+    assert counts.get("pretrain") == 10, counts
     assert counts.get("evaluate") == 20, counts
     assert not list(tmp_path.iterdir())  # a dry run writes nothing under the data root
 

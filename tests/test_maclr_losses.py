@@ -1,11 +1,12 @@
-"""MaCLR's objectives on small hand-computed cases (Eq. 1-3), the queue and the momentum update."""
+"""MaCLR's objectives on small hand-computed cases (Eq. 1-3), and the shared queue and momentum update."""
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from methods.maclr.losses import NegativeQueue, info_nce, maclr_loss, momentum_update, motion_visual_loss
+from methods.maclr.losses import info_nce, maclr_loss, motion_visual_loss
+from methods.training.contrastive import NegativeQueue, momentum_update
 
 
 def unit(*rows):

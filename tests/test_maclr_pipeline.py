@@ -1,5 +1,5 @@
-"""MaCLR's sampling (motion threshold, temporal jitter), its variants as config switches, a
-training step with resume, and the linear protocol's classifier."""
+"""MaCLR's sampling (motion threshold, temporal jitter), its variants as config switches, its
+pretraining under torchrun, and the linear protocol's classifier."""
 import numpy as np
 import pytest
 import torch
@@ -57,58 +57,6 @@ def test_table1_ablations_are_config_switches():
     assert smoke["visual"]["backbone"] == "r3d50_slowonly" and smoke["visual"]["width_multiplier"] < 1
 
 
-@pytest.fixture(scope="module")
-def tiny_k400(tmp_path_factory):
-    """A Kinetics fixture of 16 train videos with its manifest and flow-edge cache."""
-    from datasets.sources.fixtures import make_kinetics400
-    from datasets.manifests.manifest import build_manifest, entries_for
-    from datasets.motion.flow import build_cache, make_flow_estimator
-
-    base = tmp_path_factory.mktemp("tiny_k400")
-    root = base / "Kinetics400"
-    make_kinetics400(root, {"frames": 16, "height": 40, "width": 48, "fps": 10, "num_classes": 2, "train_per_class": 8, "val_per_class": 1}, seed=0)
-    manifest, _ = build_manifest(entries_for("k400", root), root, min_frames=8, verify=False)
-    manifest.to_csv(base / "k400.csv", index=False)
-    build_cache(manifest, root, "edge", base / "edge", 40, make_flow_estimator("farneback"))
-    return base, root
-
-
-def test_training_steps_then_resume(tiny_k400, tmp_path, monkeypatch):
-    """Two epochs, then a third from last.pt: the resumed run continues the log, not restarts it."""
-    import argparse
-
-    import pandas as pd
-
-    from methods.maclr import pretrain
-
-    base, root = tiny_k400
-
-    def run(epochs):
-        real = pretrain.method_config
-
-        def patched(method, scale, variant=None):
-            cfg = real(method, scale, variant)
-            cfg["epochs"] = {"k400": epochs}
-            cfg["batch_size"] = 4
-            return cfg
-
-        monkeypatch.setattr(pretrain, "method_config", patched)
-        args = argparse.Namespace(variant="maclr", pretrain="k400", scale="smoke", manifest=base / "k400.csv",
-                                  root=root, motion_cache=base / "edge", video_dir=None, out=tmp_path / "run", threads=1)
-        pretrain.train(args)
-
-    run(2)
-    first = pd.read_csv(tmp_path / "run" / "log.csv")
-    assert first["epoch"].max() == 1 and np.isfinite(first["loss"]).all()
-    run(3)
-    log = pd.read_csv(tmp_path / "run" / "log.csv")
-    assert log["epoch"].tolist() == first["epoch"].tolist() + [2] * 4  # 16 videos / batch 4
-    assert log["loss"].iloc[: len(first)].tolist() == pytest.approx(first["loss"].tolist())
-    ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
-    assert ckpt["input"]["modality"] == "rgb" and ckpt["encoder"]["backbone"] == "r3d50_slowonly"
-    assert (tmp_path / "run" / "curve.png").stat().st_size > 0
-
-
 def test_distributed_pretraining_under_torchrun(tiny_k400, tmp_path):
     """Two CPU processes (gloo) through torchrun: DDP-synchronised steps, keys gathered into the queues."""
     import json
@@ -126,14 +74,14 @@ def test_distributed_pretraining_under_torchrun(tiny_k400, tmp_path):
         port = str(probe.getsockname()[1])
     subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", port,
-         "-m", "methods.maclr.pretrain", "--variant", "maclr", "--pretrain", "k400_mini", "--scale", "smoke",
-         "--manifest", str(base / "k400.csv"), "--root", str(root), "--motion-cache", str(base / "edge"),
+         "-m", "methods.training.pretrain", "--method", "maclr", "--variant", "maclr", "--pretrain", "k400_mini",
+         "--scale", "smoke", "--manifest", str(base / "k400.csv"), "--root", str(root), "--input", f"edge={base / 'edge'}",
          "--out", str(out), "--threads", "1"],
         cwd=repo, check=True, env={**__import__("os").environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"},
     )
     summary = json.loads((out / "summary.json").read_text())
-    # 16 train videos / (batch 8 x 2 ranks) = 1 step per epoch, 16 smoke epochs on k400_mini
-    assert summary["steps"] == 16 and summary["final_loss"] is not None
+    # 16 train videos, batch 8 split over 2 ranks = 2 steps per epoch, 16 smoke epochs on k400_mini
+    assert summary["world_size"] == 2 and summary["steps"] == 32 and summary["final_loss"] is not None
     assert (out / "checkpoint.pt").exists()
 
 

@@ -1,4 +1,5 @@
-"""MaCLR's objectives (Xiao, Tighe, Modolo. MaCLR, ECCV 2022, §3.1), and the queue of negatives.
+"""MaCLR's objectives (Xiao, Tighe, Modolo. MaCLR, ECCV 2022, §3.1). The queue of negatives and
+the momentum update are the shared ones of `methods.training.contrastive`.
 
 Notation as in the paper: v = visual embeddings, m = motion embeddings; q = query (online
 encoder), k = positive key (momentum encoder), n = negatives from a memory queue.
@@ -6,25 +7,17 @@ encoder), k = positive key (momentum encoder), n = negatives from a memory queue
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from methods.training import contrastive
 
 
 def info_nce(query: torch.Tensor, key: torch.Tensor, negatives: torch.Tensor, tau: float,
              negative_mask: torch.Tensor | None = None) -> torch.Tensor:
     """InfoNCE, MaCLR Eq. (1):  -log exp(q.k/tau) / (exp(q.k/tau) + sum_i exp(q.n_i/tau)).
 
-    query, key: (B, D), L2-normalised; negatives: (N, D), L2-normalised.
-    negative_mask: optional (B, N) boolean, True where negative i may NOT be used for query b
-    (MaCLR §3.1: negatives from the positive's own video are excluded); such terms are dropped
-    from the denominator. Returns the mean over the batch.
-    """
-    positive = (query * key).sum(dim=1, keepdim=True) / tau  # (B, 1)
-    negative = query @ negatives.t() / tau  # (B, N)
-    if negative_mask is not None:
-        negative = negative.masked_fill(negative_mask, float("-inf"))
-    logits = torch.cat([positive, negative], dim=1)
-    # The positive sits at index 0: cross-entropy with target 0 is exactly Eq. (1).
-    return F.cross_entropy(logits, torch.zeros(len(query), dtype=torch.long, device=query.device))
+    Negatives of the positive's own video are masked out of the denominator (§3.1); the shared
+    implementation is `methods.training.contrastive.info_nce`."""
+    return contrastive.info_nce(query, key, negatives, tau, negative_mask)
 
 
 def motion_visual_loss(v_q, v_k, m_q, m_k, v_neg, m_neg, tau, v_mask=None, m_mask=None) -> torch.Tensor:
@@ -45,39 +38,22 @@ def maclr_loss(terms: dict[str, torch.Tensor], enabled: list[str]) -> torch.Tens
     return sum(terms[name] for name in enabled)
 
 
-def momentum_update(online: torch.nn.Module, momentum: torch.nn.Module, coefficient: float) -> None:
-    """Momentum encoder update (MaCLR §3.1, after MoCo):  theta' <- lambda theta' + (1 - lambda) theta."""
-    with torch.no_grad():
-        for p_online, p_momentum in zip(online.parameters(), momentum.parameters()):
-            p_momentum.mul_(coefficient).add_(p_online.detach(), alpha=1.0 - coefficient)
-        for b_online, b_momentum in zip(online.buffers(), momentum.buffers()):
-            b_momentum.copy_(b_online)
-
-
-class NegativeQueue(torch.nn.Module):
-    """FIFO memory of negative embeddings that carries each one's video index (MaCLR §3.1:
-    "when pushing negatives into the pool, we push the video index, along with the embedding, so
-    that we can avoid sampling visual or motion clips that are from the same video as positive
-    clips"). Slots not yet filled are never used as negatives.
-    """
-
-    def __init__(self, size: int, dim: int):
-        super().__init__()
-        self.register_buffer("embeddings", torch.zeros(size, dim))
-        self.register_buffer("video_index", torch.full((size,), -1, dtype=torch.long))
-        self.register_buffer("pointer", torch.zeros((), dtype=torch.long))
-
-    @torch.no_grad()
-    def push(self, embeddings: torch.Tensor, video_index: torch.Tensor) -> None:
-        size = len(self.embeddings)
-        rows = (self.pointer + torch.arange(len(embeddings), device=embeddings.device)) % size
-        self.embeddings[rows] = embeddings.detach()
-        self.video_index[rows] = video_index
-        self.pointer.copy_((self.pointer + len(embeddings)) % size)
-
-    def negatives_for(self, query_video_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(negatives (N, D), mask (B, N)): mask is True where a slot is empty or holds a clip of
-        the query's own video, so it must not be used as a negative for that query."""
-        empty = self.video_index < 0
-        same_video = query_video_index[:, None] == self.video_index[None, :]
-        return self.embeddings, same_video | empty[None, :]
+def loss_terms(cfg: dict, q: dict, k: dict, video_index: torch.Tensor, queues) -> dict[str, torch.Tensor]:
+    """The terms of Eq. (3) the variant enables (`cfg["losses"]`), each with the query's own video
+    masked out of its negatives (§3.1). q, k: embeddings by pathway; queues: NegativeQueue by pathway."""
+    tau, enabled, terms = float(cfg["temperature"]), cfg["losses"], {}
+    neg = {p: queues[p].negatives_for(video_index) for p in queues}
+    if "v" in enabled:
+        terms["v"] = info_nce(q["visual"], k["visual"], neg["visual"][0], tau, neg["visual"][1])
+    if "m" in enabled:
+        terms["m"] = info_nce(q["motion"], k["motion"], neg["motion"][0], tau, neg["motion"][1])
+    if "mv" in enabled:
+        # Eq. (2) as printed contrasts a visual query with visual negatives v^n (and a motion query
+        # with m^n); `mv_negatives: key_modality` draws them from the key's modality instead (as
+        # cross-modal methods such as CMC do), to test whether the printed form matters.
+        swap = cfg.get("mv_negatives", "query_modality") == "key_modality"
+        for_visual, for_motion = (neg["motion"], neg["visual"]) if swap else (neg["visual"], neg["motion"])
+        terms["mv"] = motion_visual_loss(
+            q["visual"], k["visual"], q["motion"], k["motion"], for_visual[0], for_motion[0], tau, for_visual[1], for_motion[1],
+        )
+    return terms

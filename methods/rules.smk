@@ -1,0 +1,68 @@
+# Pretraining: one rule pattern for every method folder (methods/<method>/ with config.yaml and
+# __init__.py defining METHOD) and variant, on the shared engine (methods/training/).
+# Included by the Snakefile after core/common.smk.
+from core.config import method_config as _method_config
+from methods.training.registry import method_class as _method_class, method_names as _method_names
+
+
+def pretrain_config(w):
+    return _method_config(w.method, SCALE, w.variant)
+
+
+def pretrain_input_files(w):
+    """The manifest, the method's config and the scale profile (a changed hyperparameter reruns
+    what depends on it), and every precomputed input the method's pretraining dataset reads."""
+    cfg = pretrain_config(w)
+    files = {"manifest": f"{RESULTS}/manifests/{w.pretrain}.csv", "method_config": f"methods/{w.method}/config.yaml",
+             "scale_profile": f"config/scales/{SCALE}.yaml"}
+    for kind in _method_class(w.method).pretrain_inputs(cfg):
+        if kind == "rgb":
+            if cfg.get("decoder") == "dali":  # NVDEC decodes constant-frame-rate H.264 transcodes
+                files["videos"] = f"{RESULTS}/transcode/h264_cfr/{w.pretrain}/_summary.json"
+        else:
+            files[kind] = input_cache(kind, w.pretrain)[0]
+    return files
+
+
+def pretrain_source_args(w):
+    cfg = pretrain_config(w)
+    args = []
+    for kind in _method_class(w.method).pretrain_inputs(cfg):
+        if kind == "rgb":
+            if cfg.get("decoder") == "dali":
+                args.append(f"--video-dir {RESULTS}/transcode/h264_cfr/{w.pretrain}")
+        else:
+            args.append(f"--input {kind}={input_cache(kind, w.pretrain)[1]}")
+    return " ".join(args)
+
+
+_PRETRAIN = job_resources("pretrain")
+# Several GPUs per job: one process each, under torchrun (DDP).
+_LAUNCH = (f"-m torch.distributed.run --standalone --nproc_per_node {_PRETRAIN['gpus']} " if int(_PRETRAIN["gpus"]) > 1 else "")
+
+
+rule pretrain:
+    input:
+        unpack(pretrain_input_files),
+    output:
+        f"{RESULTS}/pretrain/{{method}}/{{variant}}/{{pretrain}}/checkpoint.pt",
+    wildcard_constraints:
+        method="|".join(_method_names()),
+    params:
+        root=lambda w: dataset_root(w.pretrain),
+        sources=pretrain_source_args,
+        out=lambda w: f"{RESULTS}/pretrain/{w.method}/{w.variant}/{w.pretrain}",
+        summary=lambda w: _method_class(w.method).describe(pretrain_config(w), w.pretrain) or f"{w.method} {w.variant} on {w.pretrain}",
+    message:
+        "{params.summary}"
+    threads: int(_PRETRAIN["threads"])
+    resources:
+        gpus=int(_PRETRAIN["gpus"]),
+        mem_mb=int(_PRETRAIN["mem_mb"]),
+        runtime=int(_PRETRAIN["runtime"]),
+    log:
+        f"{RESULTS}/logs/pretrain_{{method}}_{{variant}}_{{pretrain}}.log",
+    shell:
+        "{PY} {_LAUNCH}-m methods.training.pretrain --method {wildcards.method} --variant {wildcards.variant} "
+        "--pretrain {wildcards.pretrain} --scale {SCALE} --manifest {input.manifest} --root {params.root} {params.sources} "
+        "--out {params.out} --threads {threads} 2> {log}"

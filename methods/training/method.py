@@ -1,0 +1,132 @@
+"""The method contract: what a method folder supplies to the engine.
+
+A method is `methods/<name>/` with a `config.yaml` (its hyperparameters, each cited, and its
+`variants:`) and an `__init__.py` whose `METHOD` is a `PretrainMethod` subclass. The engine
+(`methods.training.engine`) owns everything else: the loop, seeding, DDP, bf16, resume, logs,
+plots and the checkpoint every protocol reads. The one pretraining rule
+(`methods/rules.smk`) serves every such folder.
+
+A method supplies:
+- its modules, built in `__init__` from the merged config;
+- `pretrain_dataset`: index -> dict of tensors (and `set_epoch`, so samples are a function of
+  (seed, epoch, index) and a resumed run draws what an uninterrupted one would);
+- `forward(batch)`: one step's named loss terms (the engine sums them, or `total_loss` combines
+  them); being the module's forward, DDP synchronises it without special cases;
+- optional hooks: `after_step` (momentum updates, queues), `stages` (train some submodules for
+  some epochs, the rest frozen), `optimizer_groups` (several optimizers), `step_log` (extra
+  per-step columns);
+- `transfer_encoder`: the encoder protocols evaluate, and the input block saying what it reads;
+- the static `pretrain_inputs` / `transfer_input`, which the DAG reads before any run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+# What an encoder or a pretraining dataset may read, per video (CONTRIBUTING.md, "Checkpoints"):
+# RGB frames; MaCLR's flow edges, optical flow and frame differences; MCL's TV-L1 motion maps;
+# CMD's I-frames and motion vectors (one compressed-domain cache).
+INPUT_KINDS = ("rgb", "edge", "flow", "diff", "tvl1", "compressed")
+
+
+@dataclass(frozen=True)
+class DataSources:
+    """Where a pretraining dataset reads from: the dataset root (official layout), optionally a
+    folder of `<video_id>.mp4` transcodes to decode instead (DALI/NVDEC), and a cache folder per
+    precomputed input kind."""
+
+    root: Path
+    video_dir: Path | None = None
+    caches: dict[str, Path] = field(default_factory=dict)
+
+    def cache(self, kind: str) -> Path:
+        if kind not in self.caches:
+            raise KeyError(f"no --input {kind}=DIR was given, but this method reads {kind}")
+        return self.caches[kind]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stretch of `epochs` epochs in which only the submodules named in `trainable` learn
+    (None: every parameter that requires grad); the others are frozen and kept in eval mode.
+    The engine builds fresh optimizers at the start of each stage."""
+
+    name: str
+    epochs: int
+    trainable: tuple[str, ...] | None = None
+
+
+@dataclass
+class TransferEncoder:
+    """The encoder a protocol evaluates, with the checkpoint's `input` block (what it reads)."""
+
+    backbone: str
+    width_multiplier: float
+    in_channels: int
+    module: nn.Module
+    input: dict
+
+
+class TrainingTask(nn.Module):
+    """What the engine trains: `forward(batch)` returns named loss terms; the hooks have defaults.
+    Supervised training (fine-tuning, the supervised and random-init baselines) is a task too."""
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def total_loss(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        return sum(terms.values())
+
+    def after_step(self, batch: dict[str, torch.Tensor]) -> None:
+        """Work after each optimizer step (momentum encoders, queues)."""
+
+    def stages(self, epochs: int) -> list[Stage]:
+        return [Stage("train", epochs)]
+
+    def optimizer_groups(self) -> dict[str, list]:
+        """Parameters (or parameter groups) per optimizer; each is built from the config's
+        `optimizer:` section, overridden by `optimizers: {<name>: {...}}` where given."""
+        return {"main": [p for p in self.parameters() if p.requires_grad]}
+
+    def step_log(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Extra columns of this step's row in log.csv (their sums go into summary.json)."""
+        return {}
+
+
+class PretrainMethod(TrainingTask):
+    """Base class of a method (see the module docstring). Subclasses set `name`."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, cfg: dict):
+        super().__init__()
+        self.cfg = cfg
+
+    # -- read by the DAG before any run (pure functions of the merged config) -------------------
+    @staticmethod
+    def pretrain_inputs(cfg: dict) -> list[str]:
+        """The input kinds (INPUT_KINDS) the pretraining dataset reads."""
+        return ["rgb"]
+
+    @staticmethod
+    def transfer_input(cfg: dict) -> str:
+        """The input kind the transferred encoder reads (evaluation needs its cache)."""
+        return "rgb"
+
+    @staticmethod
+    def describe(cfg: dict, pretrain: str) -> str:
+        """One line of the settings that matter, shown for the job in a dry run."""
+        return ""
+
+    # -- the run --------------------------------------------------------------------------------
+    def pretrain_dataset(self, manifest: pd.DataFrame, sources: DataSources, seed: int) -> Dataset:
+        raise NotImplementedError
+
+    def transfer_encoder(self) -> TransferEncoder:
+        raise NotImplementedError

@@ -1,0 +1,96 @@
+"""Pretrain any method on the shared engine: `methods/<method>/` supplies the model, dataset and
+loss terms; this command merges its config with the scale profile and the variant, seeds, ties
+the resume state to its inputs, trains, and writes the checkpoint every protocol reads.
+
+    python -m methods.training.pretrain --method maclr --variant maclr --pretrain k400_mini --scale smoke \\
+        --manifest results/smoke/manifests/k400_mini.csv --root results/smoke/data/Kinetics400 \\
+        --input edge=results/smoke/motion/edge/Kinetics400 --out results/smoke/pretrain/maclr/maclr/k400_mini
+
+Runs under torchrun with DDP when WORLD_SIZE > 1. Outputs in --out: checkpoint.pt (the transfer
+checkpoint), last.pt (resume state), log.csv, curve.png, summary.json.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.distributed as dist
+
+from core.config import load_scale, method_config
+from core.errors import SuiteError
+from core.io import write_json
+from core.provenance import git_commit
+from methods.training.checkpoint import write_transfer_checkpoint
+from methods.training.engine import RunSettings, fit
+from methods.training.method import INPUT_KINDS, DataSources
+from methods.training.registry import method_class, method_dir
+from methods.training.resume import fingerprint, seed_everything
+
+FLOW_INPUTS = {"edge", "flow"}  # inputs computed from optical flow: their estimator is provenance
+
+
+def pretrain(args: argparse.Namespace) -> dict:
+    cfg = method_config(args.method, args.scale, args.variant)
+    cls = method_class(args.method)
+    seed = int(cfg.get("seed", 0))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    manifest = pd.read_csv(args.manifest)
+    manifest = manifest[manifest["split"] == "train"]
+    if manifest.empty:
+        raise SuiteError(f"{args.manifest}: no train videos")
+    if str(args.pretrain) not in cfg["epochs"]:
+        raise SuiteError(f"methods/{args.method}/config.yaml: `epochs` has no entry for pretraining set {args.pretrain!r}")
+    seed_everything(seed)  # before the modules are built: their initial weights follow from the seed
+    task = cls(cfg)
+    sources = DataSources(Path(args.root), args.video_dir, dict(args.input))
+    dataset = task.pretrain_dataset(manifest, sources, seed)
+    settings = RunSettings.from_config(cfg, cfg["epochs"][args.pretrain], title=f"{args.method} {args.variant}/{args.pretrain}")
+    tie = fingerprint(args.manifest, cfg, args.scale, method_dir(args.method))
+    summary = fit(task, dataset, settings, args.out, tie)
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        inputs = set(cls.pretrain_inputs(cfg)) | {cls.transfer_input(cfg)}
+        provenance = {
+            "method": args.method, "variant": args.variant, "pretrain": args.pretrain, "scale": args.scale, "seed": seed,
+            "flow_estimator": load_scale(args.scale)["motion"]["flow_estimator"] if inputs & FLOW_INPUTS else None,
+            "git_commit": git_commit(), "fingerprint": tie, "videos": len(manifest),
+        }
+        write_transfer_checkpoint(args.out / "checkpoint.pt", task.transfer_encoder(), provenance, cfg)
+        write_json(args.out / "summary.json", {**summary, **provenance})
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return summary
+
+
+def input_source(text: str) -> tuple[str, Path]:
+    kind, sep, folder = text.partition("=")
+    if not sep or kind not in INPUT_KINDS:
+        raise argparse.ArgumentTypeError(f"expected KIND=DIR with KIND one of {', '.join(INPUT_KINDS)}, got {text!r}")
+    return kind, Path(folder)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--method", required=True)
+    parser.add_argument("--variant", required=True)
+    parser.add_argument("--pretrain", required=True, help="pretraining dataset id (k400, k400_mini, ...)")
+    parser.add_argument("--scale", default="smoke")
+    parser.add_argument("--manifest", required=True, type=Path)
+    parser.add_argument("--root", required=True, type=Path, help="dataset root the manifest's paths are relative to")
+    parser.add_argument("--input", action="append", default=[], type=input_source, metavar="KIND=DIR",
+                        help="cache folder of a precomputed input the method reads (repeatable)")
+    parser.add_argument("--video-dir", type=Path, default=None, help="read <video_id>.mp4 transcodes from here (DALI/NVDEC path)")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    args = parser.parse_args(argv)
+    try:
+        pretrain(args)
+    except SuiteError as exc:
+        sys.exit(f"error: {exc}")
+
+
+if __name__ == "__main__":
+    main()
