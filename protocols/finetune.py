@@ -11,7 +11,6 @@ released one (self-supervised-maclr, configs/UCF101/SLOW_32x8_R50.yaml), cited k
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -19,18 +18,21 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from core.errors import SuiteError
 from datasets.clips.reader import ClipReader, clip_spec
 from datasets.clips.sampling import ClipSpec, plan_test_clips, plan_train_clip
 from methods.backbones import build_backbone
+from methods.training.engine import RunSettings, fit
+from methods.training.method import TrainingTask
 from protocols.cli import evaluation_splits, protocol_main
 
 
-class Classifier(nn.Module):
-    """The transferred backbone with dropout and a new linear layer."""
+class Classifier(TrainingTask):
+    """The transferred backbone with dropout and a new linear layer, trained with cross-entropy
+    on the shared engine."""
 
     def __init__(self, checkpoint: dict, num_classes: int, dropout: float):
         super().__init__()
@@ -39,8 +41,11 @@ class Classifier(nn.Module):
         self.backbone.load_state_dict(enc["state_dict"])
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.backbone.out_dim, num_classes))
 
-    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+    def logits(self, clip: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(clip))
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"cross_entropy": F.cross_entropy(self.logits(batch["clip"]), batch["label"])}
 
 
 class TrainClips(Dataset):
@@ -51,6 +56,9 @@ class TrainClips(Dataset):
         self.videos, self.reader, self.seed = videos.reset_index(drop=True), reader, seed
         self.epoch = 0
 
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
     def __len__(self) -> int:
         return len(self.videos)
 
@@ -59,15 +67,7 @@ class TrainClips(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         torch.manual_seed(int(rng.integers(2**31)))
         plan = plan_train_clip(self.reader.num_frames(row), self.reader.frame_hw(row), self.reader.spec, rng)
-        return self.reader(row, plan), int(row.label)
-
-
-def learning_rate(cfg: dict, step: int, total: int, steps_per_epoch: int) -> float:
-    """Linear warm-up from `warmup_start_lr`, then cosine decay (PySlowFast's schedule)."""
-    warmup = int(float(cfg["warmup_epochs"]) * steps_per_epoch)
-    if step < warmup:
-        return cfg["warmup_start_lr"] + (cfg["lr"] - cfg["warmup_start_lr"]) * step / warmup
-    return 0.5 * cfg["lr"] * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+        return {"clip": self.reader(row, plan), "label": torch.tensor(int(row.label))}
 
 
 def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache: Path | None, cfg: dict, seed: int) -> dict:
@@ -82,23 +82,12 @@ def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache:
     model = Classifier(checkpoint, num_classes, float(cfg["dropout"])).to(device)
     spec = clip_spec(inputs)
     data = TrainClips(train, ClipReader(root, spec, inputs["mean"], inputs["std"], augment=cfg["augment"]), seed)
-    batch = min(int(cfg["batch_size"]), len(data))
-    steps_per_epoch = math.ceil(len(data) / batch)
     epochs = int(cfg["epochs"])
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
-    for epoch in tqdm(range(epochs), desc="fine-tuning", unit="epoch"):
-        data.epoch = epoch
-        loader = DataLoader(data, batch_size=batch, shuffle=True, generator=torch.Generator().manual_seed(seed * 1000 + epoch))
-        model.train()
-        for i, (clips, labels) in enumerate(loader):
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(cfg, epoch * steps_per_epoch + i, epochs * steps_per_epoch, steps_per_epoch)
-            loss = F.cross_entropy(model(clips.to(device)), labels.to(device))
-            if not torch.isfinite(loss):
-                raise SuiteError(f"non-finite fine-tuning loss at epoch {epoch} step {i}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+    # PySlowFast's schedule: linear warm-up from warmup_start_lr, then cosine decay.
+    optimizer = {"name": "sgd", "lr": cfg["lr"], "momentum": cfg["momentum"], "weight_decay": cfg["weight_decay"],
+                 "warmup_epochs": cfg["warmup_epochs"], "warmup_start_lr": cfg["warmup_start_lr"], "schedule": "cosine"}
+    fit(model, data, RunSettings(epochs=epochs, batch_size=min(int(cfg["batch_size"]), len(data)), optimizer=optimizer,
+                                 seed=seed, drop_last=False, title="fine-tuning"))
     model.eval()
     test_spec = ClipSpec(spec.num_frames, spec.stride, int(cfg["test_crop_size"] or spec.crop_size),
                          int(cfg["test_crop_size"] or spec.crop_size), int(cfg["temporal_views"]), int(cfg["spatial_views"]))
@@ -108,7 +97,7 @@ def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache:
         for row in tqdm(list(test.itertuples()), desc="test views", unit="video"):
             plans = plan_test_clips(test_reader.num_frames(row), test_reader.frame_hw(row), test_spec)
             clips = [test_reader(row, plan) for plan in plans]
-            logits = torch.cat([model(torch.stack(clips[i : i + 32]).to(device)).cpu() for i in range(0, len(clips), 32)])
+            logits = torch.cat([model.logits(torch.stack(clips[i : i + 32]).to(device)).cpu() for i in range(0, len(clips), 32)])
             probabilities.append(F.softmax(logits, dim=1).mean(0))
     probabilities, labels = torch.stack(probabilities), torch.as_tensor(test["label"].to_numpy())
     top = probabilities.topk(min(5, num_classes), dim=1).indices
