@@ -252,6 +252,15 @@ def test_a_finished_run_is_not_resumed_when_its_job_runs_again(tiny_k400, uninte
     assert_same_weights(weights(out / "last.pt"), weights(uninterrupted / "last.pt"))
 
 
+def test_an_unreadable_resume_state_is_set_aside(tmp_path, capfd):
+    fit(Toy(), Pairs(), settings(epochs=2), tmp_path)
+    data = (tmp_path / "last.pt").read_bytes()
+    (tmp_path / "last.pt").write_bytes(data[: len(data) // 2])  # truncated
+    summary = fit(Toy(), Pairs(), settings(epochs=2), tmp_path)
+    assert summary["resumed_from_epoch"] == 0 and (tmp_path / "last.stale-1.pt").exists()
+    assert "cannot be read" in capfd.readouterr().err
+
+
 # ---------------------------------------------------------------- a new method is one folder
 TOY_CONFIG = """\
 # A throwaway method: every value is our choice.

@@ -209,8 +209,11 @@ def fit(task: TrainingTask, dataset: Dataset, settings: RunSettings, out: Path |
     last_path = out / "last.pt" if out is not None else None
     start_epoch, resumed = 0, None
     if last_path is not None and last_path.exists():
-        resumed = torch_load(last_path)  # on the CPU: RNG states must stay there; weights are copied over
-        reason = stale_reason(resumed, fingerprint or {}, settings.epochs)
+        try:
+            resumed = torch_load(last_path)  # on the CPU: RNG states must stay there; weights are copied over
+            reason = stale_reason(resumed, fingerprint or {}, settings.epochs)
+        except SuiteError as exc:  # truncated or corrupt: keep it for inspection, never resume it
+            reason = f"it cannot be read ({exc})"
         if reason:
             if procs.world > 1:
                 dist.barrier()  # every process has read it before rank 0 renames it

@@ -6,6 +6,7 @@ manifest's hash, the merged config, the scale and the code version of the method
 engine. A run resumes only an unfinished state with the same fingerprint. Any other state is set
 aside (renamed `last.stale-<n>.pt`, kept, and named in the log), never resumed:
 - a different fingerprint: the inputs changed, so the state describes another run;
+- an unreadable file (truncated or corrupt);
 - a finished state: Snakemake runs the job again only when the checkpoint must be remade
   (`--forcerun`, a deleted or older output), so the re-run starts clean.
 """
