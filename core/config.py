@@ -33,11 +33,14 @@ def _load_yaml(path: str) -> dict:
 
 def load_scale(scale: str) -> dict:
     """The scale profile `scale` as a dict (a fresh copy)."""
-    path = SCALES_DIR / f"{scale}.yaml"
-    if not path.exists():
+    # A scale names results/<scale>/ too, so only a profile's plain name is accepted: a path such as
+    # ../scales/smoke would load a profile and write outside results/.
+    if scale not in available_scales():
         raise ConfigError(
-            f"unknown scale {scale!r}: no {path.relative_to(ROOT)}; available: {', '.join(available_scales())}"
+            f"unknown scale {scale!r}: a scale is the name of a profile in {SCALES_DIR.relative_to(ROOT)}/ "
+            f"({', '.join(available_scales())}); pass e.g. --config scale=smoke"
         )
+    path = SCALES_DIR / f"{scale}.yaml"
     profile = copy.deepcopy(_load_yaml(str(path)))
     profile["scale"] = scale
     return profile

@@ -19,3 +19,11 @@ class AnnotationError(SuiteError):
 
 class ConfigError(SuiteError):
     """A configuration value is missing or invalid."""
+
+
+class CheckpointError(SuiteError):
+    """A checkpoint is truncated or corrupt, or needs more than tensors and plain containers to load."""
+
+
+class MetricsError(SuiteError):
+    """A metrics JSON is unreadable or does not follow its protocol's schema (tables/metrics.py)."""

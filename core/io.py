@@ -6,11 +6,16 @@ so a reader (a later Snakemake rule, a resumed run) never sees half a file.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
+import pickle
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+from core.errors import CheckpointError, MissingInputError
 
 
 @contextlib.contextmanager
@@ -26,15 +31,38 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp creates 0600; results are meant to be shared
     try:
         yield tmp_path
+        _fsync(tmp_path)  # the data reaches the disk before the name does: a crash leaves old or new, never empty
         os.replace(tmp_path, path)
+        _fsync_dir(path.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename durable; best effort, since some filesystems cannot fsync a directory."""
+    try:
+        _fsync(directory)
+    except OSError:
+        pass
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
@@ -61,17 +89,35 @@ def save_npz(path: str | os.PathLike, **arrays) -> None:
 
 
 def torch_save(path: str | os.PathLike, obj: Any) -> None:
+    """Save `obj` byte-reproducibly: torch.save names the archive's records after the file's stem,
+    which would be the random temporary name, so the archive is built in memory first."""
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_bytes(path, buffer.getvalue())
 
 
 def torch_load(path: str | os.PathLike, map_location: str = "cpu") -> Any:
-    """Load a checkpoint with `weights_only=True` (no arbitrary code from pickles)."""
+    """Load a checkpoint with `weights_only=True` (no arbitrary code from pickles); a file that is
+    absent, corrupt or not weights-only is a SuiteError naming it."""
     import torch
 
-    return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise MissingInputError(f"{path}: no such checkpoint") from None
+    except pickle.UnpicklingError as err:  # torch raises it for anything the weights-only unpickler refuses
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        what = f"it holds a {refused.group(1)} object" if refused else "it needs more than tensors and plain containers"
+        raise CheckpointError(f"{path}: not a weights-only checkpoint ({what}); the suite never unpickles code, "
+                              f"so save plain state dicts with core.io.torch_save") from None
+    except (RuntimeError, EOFError, KeyError, ValueError) as err:  # what torch's zip and pickle readers raise
+        message = str(err).split(". ")[0]
+        detail = message if isinstance(err, RuntimeError) else f"{type(err).__name__}: {message}".rstrip(": ")
+        raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({detail}); re-run the rule that writes it") from None
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot read checkpoint: {err.strerror or err}") from None
 
 
 def _json_default(obj: Any) -> Any:
