@@ -10,8 +10,12 @@ import pandas as pd
 import torch
 
 from core.config import load_scale
-from core.errors import SuiteError
+from core.errors import CheckpointError, ConfigError, SuiteError
 from core.io import torch_load, write_json
+from tables.metrics import check_metrics
+
+# What protocols read of a checkpoint (CONTRIBUTING.md, "Checkpoints").
+CHECKPOINT_KEYS = ("encoder", "input", "provenance")
 
 # evaluate(checkpoint, manifest, dataset root, motion cache or None, profile section, seed) -> metrics
 Evaluate = Callable[[dict, pd.DataFrame, Path, "Path | None", dict, int], dict]
@@ -44,14 +48,24 @@ def protocol_main(protocol: str, evaluate: Evaluate, description: str, headline:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    profile = load_scale(args.scale)
-    if protocol not in profile:
-        parser.error(f"scale profile {args.scale!r} has no `{protocol}:` section")
     try:
-        checkpoint = torch_load(args.checkpoint)
+        profile = load_scale(args.scale)
+        if protocol not in profile:
+            raise ConfigError(f"--scale: profile {args.scale!r} has no `{protocol}:` section")
+        checkpoint = load_checkpoint(args.checkpoint)
         metrics = evaluate(checkpoint, pd.read_csv(args.manifest), args.root, args.motion_cache, profile[protocol], int(profile.get("seed", 0)))
+        metrics.update({"scale": args.scale, "protocol": args.protocol, "checkpoint": str(args.checkpoint), **checkpoint["provenance"]})
+        check_metrics(metrics, args.protocol, f"{args.out} (not written)", args.scale)  # what a table will accept
     except SuiteError as exc:
         sys.exit(f"error: {exc}")
-    metrics.update({"scale": args.scale, "protocol": args.protocol, "checkpoint": str(args.checkpoint), **checkpoint["provenance"]})
     write_json(args.out, metrics)
     print(f"{args.protocol}: {headline} {metrics[headline]:.1f}% on {args.manifest.name} -> {args.out}")
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A pretraining checkpoint, refused by name when it lacks what protocols read."""
+    checkpoint = torch_load(path)
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(checkpoint, dict) or k not in checkpoint]
+    if missing:
+        raise CheckpointError(f"{path}: not a pretraining checkpoint (no {', '.join(missing)}; see CONTRIBUTING.md)")
+    return checkpoint

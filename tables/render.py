@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import sys
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 
 import pandas as pd
 
 from core import io
-from core.errors import SuiteError
-from tables.runs import COMPUTE_CSV, ROOT, cell_runs, compute_value, read_compute_csv
+from core.errors import MetricsError, SuiteError
+from tables.metrics import read_metrics
+from tables.runs import COMPUTE_CSV, ROOT, CellRun, cell_runs, compute_value, has_compute_cells, read_compute_csv
 from tables.schema import Spec, derived_value, load_spec
 
 FULL_SCALE = "full"
@@ -58,14 +59,13 @@ def _paper_text(value: float | None, legibility: str) -> str:
     return _fmt(value) + ("†" if legibility == "reconstructed" else "")
 
 
-def _read_metric(path: Path, metric: str) -> tuple[float | None, dict]:
-    try:
-        data = io.read_json(path)
-    except (OSError, json.JSONDecodeError) as err:
-        raise SuiteError(f"{path}: cannot read metrics JSON: {err}") from None
-    if metric not in data:
-        raise SuiteError(f"{path}: metrics JSON has no key {metric!r} (keys: {', '.join(sorted(data))})")
-    return float(data[metric]), data
+def _metric_value(data: dict, path: Path, run: CellRun) -> float:
+    """`run`'s number in its checked metrics file (a protocol may be configured not to write it,
+    e.g. an R@k whose k the profile's `ks` lacks)."""
+    if run.metric not in data:
+        raise MetricsError(f"{path}: no key {run.metric!r}, which part {run.part!r}, row {run.row!r}, column "
+                           f"{run.column!r} of the table shows (keys: {', '.join(sorted(data))})")
+    return float(data[run.metric])
 
 
 def status_of(kind: str, reproduced: float | None, paper: float | None, scale: str, tolerance: float) -> str:
@@ -85,7 +85,7 @@ def status_of(kind: str, reproduced: float | None, paper: float | None, scale: s
 def render_cells(spec: Spec, scale: str, results: str, root: Path = ROOT) -> tuple[list[RenderedCell], list[dict]]:
     """Every value cell of `spec` with its reproduced number (if any) and status; and the metrics read."""
     runs = {(r.part, r.row, r.column): r for r in cell_runs(spec, scale, results, root)}
-    compute = read_compute_csv(root / COMPUTE_CSV)
+    compute = read_compute_csv(root / COMPUTE_CSV) if has_compute_cells(spec) else {}
     provenance: list[dict] = []
     read: dict[str, dict] = {}
     out: list[RenderedCell] = []
@@ -101,10 +101,10 @@ def render_cells(spec: Spec, scale: str, results: str, root: Path = ROOT) -> tup
                     if run.path is not None:
                         path = Path(run.path) if Path(run.path).is_absolute() else root / run.path
                         if path.exists():
-                            value, data = _read_metric(path, run.metric)
                             if run.path not in read:
-                                read[run.path] = data
+                                read[run.path] = data = read_metrics(path, run.protocol, scale)
                                 provenance.append({"file": run.path, **{k: data[k] for k in PROVENANCE_FIELDS if k in data}})
+                            value = _metric_value(read[run.path], path, run)
                     elif run.compute_key in compute:
                         entry = compute[run.compute_key]
                         value = compute_value(entry, run.metric, run.compute_key)
@@ -201,7 +201,8 @@ def long_frame(spec: Spec, cells: list[RenderedCell], scale: str) -> pd.DataFram
     return pd.DataFrame(rows, columns=CSV_COLUMNS)
 
 
-def plot(spec: Spec, cells: list[RenderedCell], scale: str, path: str | Path) -> None:
+def plot(spec: Spec, cells: list[RenderedCell], scale: str) -> bytes:
+    """The PNG of paper vs reproduced numbers."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -223,17 +224,19 @@ def plot(spec: Spec, cells: list[RenderedCell], scale: str, path: str | Path) ->
     ax.set_ylabel(f"reproduced ({scale} scale)")
     ax.set_title(f"{spec.key}: paper vs reproduced ({len(pts)} cells)", fontsize=9)
     fig.tight_layout()
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
+    buffer = BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
     plt.close(fig)
+    return buffer.getvalue()
 
 
 def render(spec_path, scale, results, md=None, csv=None, png=None, root: Path = ROOT, date: str | None = None):
+    """Render every output in memory, then write them: an error leaves the previous table as it was."""
     spec = load_spec(spec_path)
     cells, provenance = render_cells(spec, scale, results, root)
     date = date or datetime.date.today().isoformat()
     not_run: dict[str, int] = {}
-    compute = read_compute_csv(root / COMPUTE_CSV)
+    compute = read_compute_csv(root / COMPUTE_CSV) if has_compute_cells(spec) else {}
     for run in cell_runs(spec, scale, results, root):
         if not run.runnable:
             not_run[run.reason] = not_run.get(run.reason, 0) + 1
@@ -242,12 +245,15 @@ def render(spec_path, scale, results, md=None, csv=None, png=None, root: Path = 
         elif run.path is None and run.compute_key not in compute:
             reason = f"{run.column}: not counted (no key {run.compute_key} in {COMPUTE_CSV})"
             not_run[reason] = not_run.get(reason, 0) + 1
+    outputs = {}
     if md:
-        io.write_text(md, markdown(spec, cells, provenance, scale, date, not_run))
+        outputs[md] = markdown(spec, cells, provenance, scale, date, not_run).encode()
     if csv:
-        io.write_csv(csv, long_frame(spec, cells, scale))
+        outputs[csv] = long_frame(spec, cells, scale).to_csv(index=False).encode()
     if png:
-        plot(spec, cells, scale, png)
+        outputs[png] = plot(spec, cells, scale)
+    for path, data in outputs.items():
+        io.write_bytes(path, data)
     return cells
 
 

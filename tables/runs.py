@@ -15,6 +15,7 @@ from pathlib import Path
 
 import protocols
 from core.config import method_variants
+from tables import metrics
 from tables.schema import Column, Part, Row, Spec, SpecError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,6 +85,8 @@ def cell_run(spec: Spec, part: Part, row: Row, column: Column, results: str,
         reasons.append(f"methods/{rep['method']}/config.yaml absent or without variant {rep['variant']}")
     if protocol not in protocols:
         reasons.append(f"protocol {protocol} not implemented")
+    elif not metrics.writes(protocol, metric):
+        reasons.append(f"protocol {protocol} does not compute {metric} yet")
     for ds in (rep["pretrain"], evaldata):
         if ds != NO_PRETRAIN and ds not in datasets:
             reasons.append(f"dataset {ds} not in datasets.sources.registry")
@@ -109,9 +112,10 @@ def runnable_cells(spec: Spec, scale: str, results: str | None = None) -> list[C
     return [r for r in cell_runs(spec, scale, results) if r.runnable]
 
 
-def metrics_files(spec: Spec, scale: str, results: str | None = None) -> list[str]:
-    """The metrics JSON files of the runnable cells, each once (a repeated row is not re-run)."""
-    return sorted({r.path for r in runnable_cells(spec, scale, results) if r.path})
+def metrics_files(spec: Spec, scale: str, results: str | None = None) -> dict[str, str]:
+    """The metrics JSON files of the runnable cells, each once (a repeated row is not re-run), in
+    order, with the protocol that writes each."""
+    return dict(sorted({r.path: r.protocol for r in runnable_cells(spec, scale, results) if r.path}.items()))
 
 
 def has_compute_cells(spec: Spec) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from core.errors import ConfigError
+from tables.metrics import PROTOCOL_METRICS, reports, template_pattern
 
 PAPERS = ("maclr", "hcml", "mcl", "ctrlaug", "cmd")
 LEGIBILITY = ("clear", "reconstructed", "illegible", "not_reported")
@@ -21,6 +22,12 @@ CLAIM_KINDS = ("difference", "ratio", "range", "value", "max", "argmax", "order"
 REPRODUCE_KEYS = ("method", "variant", "pretrain", "backbone", "input", "protocol")
 SETTING_KEYS = ("pretrain", "backbone", "input", "protocol", "eval")
 ID_RE = re.compile(r"^[a-z0-9_]+$")
+# Evaluation dataset ids a spec may name (tables/SPEC_FORMAT.md): those the suite prepares or will,
+# and the papers' unsplit reports. `<pct>` is a percentage of UCF101 split 1's training videos.
+EVAL_DATASETS = ("ucf101_split1", "ucf101_split2", "ucf101_split3", "hmdb51_split1", "hmdb51_split2",
+                 "hmdb51_split3", "ucf101_3splits", "ucf101_lowshot_<pct>", "k400", "k400_mini", "k400_val",
+                 "ssv1", "ssv2", "something_unstated", "diving48", "vidsitu", "ava", "ava_val")
+_EVAL_DATASET_RE = template_pattern(EVAL_DATASETS)
 NOT_REPORTED = ("-", "–", "—")
 
 
@@ -244,9 +251,10 @@ def _parse_row(raw, columns: list[Column], label_columns: list[str], where: str)
     if missing or extra:
         raise SpecError(f"{where}: labels must name every label column {label_columns}; "
                         f"missing {missing}, unknown {extra}")
-    raw_cells = raw.get("cells") or {}
-    if not isinstance(raw_cells, dict):
-        raise SpecError(f"{where}: cells must be a mapping column -> cell")
+    # A row without cells would render every cell "–" and hide its reproduced numbers.
+    raw_cells = _require(raw, "cells", where, (dict,))
+    if not raw_cells:
+        raise SpecError(f"{where}: field 'cells' is empty; give every value column (null or '-' when not reported)")
     names = [c.name for c in columns]
     unknown = [c for c in raw_cells if c not in names]
     if unknown:
@@ -270,6 +278,7 @@ def _parse_row(raw, columns: list[Column], label_columns: list[str], where: str)
             if col.eval is None and col.name not in (rep.get("eval") or {}) and col.protocol != "compute" \
                     and rep["protocol"] != "compute" and cells[col.name].legibility != "not_reported":
                 raise SpecError(f"{where}, column '{col.name}': no evaluation dataset (column eval or reproduce.eval)")
+            _check_run_column(rep, col, f"{where}, column '{col.name}'")
         row.reproduce = dict(rep)
     elif "quoted" in kinds:
         row.quoted = _require(raw, "quoted", where)
@@ -278,12 +287,35 @@ def _parse_row(raw, columns: list[Column], label_columns: list[str], where: str)
         if not isinstance(setting, dict):
             raise SpecError(f"{where}: setting must be a mapping")
         _check_keys(setting, set(SETTING_KEYS), f"{where}, setting")
+        evals = setting.get("eval")
+        for evaldata in (evals.values() if isinstance(evals, dict) else [evals] if evals is not None else []):
+            _check_eval_dataset(evaldata, f"{where}, setting.eval")
         row.setting = {k: v if isinstance(v, dict) else str(v) for k, v in setting.items()}
         if raw.get("work") is not None and not ID_RE.match(str(raw["work"])):
             raise SpecError(f"{where}: work {raw['work']!r} must match [a-z0-9_]+")
     else:
         row.derived = _require(raw, "derived", where)
     return row
+
+
+def _check_eval_dataset(evaldata, where: str) -> None:
+    if not _EVAL_DATASET_RE.fullmatch(str(evaldata)):
+        raise SpecError(f"{where}: {evaldata!r} is not an evaluation dataset id ({', '.join(EVAL_DATASETS)})")
+
+
+def _check_run_column(rep: dict, col: Column, where: str) -> None:
+    """The evaluation dataset and metric of one column of a `reproduce` row name things that exist:
+    a typo would otherwise render as `not run`, or fail on the metrics file instead of the spec."""
+    evaldata = (rep.get("eval") or {}).get(col.name, col.eval)
+    source = "reproduce.eval" if col.name in (rep.get("eval") or {}) else "the column's eval"
+    if evaldata is not None:
+        _check_eval_dataset(evaldata, f"{where}, {source}")
+    protocol = col.protocol or rep["protocol"]
+    metric = (rep.get("metric") or {}).get(col.name, col.metric)
+    if not reports(protocol, metric):
+        source = "reproduce.metric" if col.name in (rep.get("metric") or {}) else "the column's metric"
+        raise SpecError(f"{where}, {source}: {metric!r} is not a metric of protocol {protocol} "
+                        f"({', '.join(PROTOCOL_METRICS[protocol].reports)})")
 
 
 def normalise_work(label: str) -> str:

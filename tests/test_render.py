@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 import tables.runs as runs
+from tables.metrics import PROTOCOL_METRICS
 from tables.render import CSV_COLUMNS, main, render
 
 SPEC = {
@@ -34,6 +35,13 @@ SPEC = {
 }
 
 
+def metrics_json(protocol: str, scale: str = "smoke", **values) -> dict:
+    """A metrics file of `protocol` as protocols/cli.py writes it: every required key (50.0 for each
+    metric), then `values`."""
+    required = {name: 50.0 for name in PROTOCOL_METRICS[protocol].required}
+    return {**required, "num_test_videos": 20, "views": "10x3", "scale": scale, "protocol": protocol, **values}
+
+
 @pytest.fixture
 def setup(tmp_path, monkeypatch):
     spec_path = tmp_path / "maclr_table99.yaml"
@@ -46,7 +54,7 @@ def setup(tmp_path, monkeypatch):
     def write_metrics(variant, evaldata, top1, **extra):
         path = results / "eval" / "maclr" / variant / "k400_mini" / "linear" / f"{evaldata}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"top1": top1, **extra}))
+        path.write_text(json.dumps(metrics_json("linear", top1=top1, **extra)))
 
     return spec_path, results, write_metrics
 
@@ -99,7 +107,7 @@ def test_full_scale_compares_with_tolerance(setup, tmp_path):
                                     ("v_only", "hmdb51_split1", 30.0)]:
         path = results / "eval" / "maclr" / variant / "k400_mini" / "linear" / f"{evaldata}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"top1": top1}))
+        path.write_text(json.dumps(metrics_json("linear", "full", top1=top1)))
     cells = _cells(spec_path, "full", results, tmp_path)
     assert cells[("ours", "UCF")].status == "match"
     assert cells[("ours", "HMDB")].status == "differs"

@@ -1,0 +1,107 @@
+"""What each evaluation protocol's metrics JSON holds (CONTRIBUTING.md, "Metrics"), and its check.
+
+protocols/cli.py checks a protocol's metrics before writing them, and the tables check every file
+again before a number of it enters a table, so a hand-edited, truncated or other-scale file is
+refused by name. Metric names are templates: `<k>` stands for a positive integer (`r_at_<k>`).
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from core import io
+from core.errors import MetricsError
+
+
+@dataclass(frozen=True)
+class ProtocolMetrics:
+    writes: tuple[str, ...]     # metric names the protocol writes, each a percentage in [0, 100]
+    required: tuple[str, ...]   # metric names every file of the protocol holds
+    reports: tuple[str, ...]    # names a table spec may ask of the protocol: `writes`, and what the
+                                # papers report under it that the suite does not compute yet
+
+
+# Fields protocols/cli.py writes into every file.
+REQUIRED_FIELDS = ("scale", "protocol", "num_test_videos", "views")
+COUNT_FIELDS = {"num_train_videos": 1, "num_test_videos": 1, "num_classes": 1, "train_clips_per_video": 1,
+                "epochs": 0}  # name -> smallest value
+VIEWS_RE = re.compile(r"^\d+x\d+$")
+
+_ACCURACY = ("top1", "top5")
+_FINETUNE = ProtocolMetrics(
+    writes=_ACCURACY, required=_ACCURACY,
+    # CMD Table 3 (accuracy after <k> fine-tuning epochs), MaCLR Table 4b (VidSitu verb recall)
+    reports=_ACCURACY + ("top1_ep<k>", "top5_ep<k>", "macro_recall_at_<k>"))
+PROTOCOL_METRICS: dict[str, ProtocolMetrics] = {
+    "linear": ProtocolMetrics(writes=_ACCURACY, required=_ACCURACY, reports=_ACCURACY),
+    "finetune": _FINETUNE,
+    "lowshot": _FINETUNE,
+    # CMD Table 5 (its two networks) and Table 7 (R@1 after <k> pretraining epochs)
+    "retrieval": ProtocolMetrics(writes=("r_at_<k>",), required=("r_at_1",),
+                                 reports=("r_at_<k>", "r_at_<k>_ep<k>", "i_network_r_at_<k>", "m_network_r_at_<k>")),
+}
+
+
+def template_pattern(templates: tuple[str, ...]) -> re.Pattern:
+    """A pattern matching the names `templates` describe; a `<...>` part stands for a positive integer."""
+    return re.compile("|".join(re.sub(r"<[a-z]+>", r"[1-9]\\d*", re.escape(t)) for t in templates))
+
+
+def _matches(templates: tuple[str, ...], name: str) -> bool:
+    return template_pattern(templates).fullmatch(name) is not None
+
+
+def reports(protocol: str, metric: str) -> bool:
+    """Whether a spec may ask protocol `protocol` for `metric` (True for protocols without a schema)."""
+    schema = PROTOCOL_METRICS.get(protocol)
+    return schema is None or _matches(schema.reports, metric)
+
+
+def writes(protocol: str, metric: str) -> bool:
+    """Whether protocol `protocol`'s metrics files hold `metric`."""
+    schema = PROTOCOL_METRICS.get(protocol)
+    return schema is not None and _matches(schema.writes, metric)
+
+
+def check_metrics(data, protocol: str, where: str, scale: str | None = None) -> dict:
+    """`data` if it follows `protocol`'s schema (and was made at `scale`, when given), else a
+    MetricsError naming `where` and the key at fault."""
+    schema = PROTOCOL_METRICS.get(protocol)
+    if schema is None:
+        raise MetricsError(f"{where}: no metrics schema for protocol {protocol!r} ({', '.join(PROTOCOL_METRICS)})")
+    if not isinstance(data, dict):
+        raise MetricsError(f"{where}: a metrics file is a JSON object, got {type(data).__name__}")
+    missing = [k for k in REQUIRED_FIELDS + schema.required if k not in data]
+    if missing:
+        raise MetricsError(f"{where}: missing key(s) {', '.join(missing)} of protocol {protocol}; "
+                           f"re-run the evaluation that writes it")
+    if data["protocol"] != protocol:
+        raise MetricsError(f"{where}: key 'protocol' is {data['protocol']!r}, the file is a result of {protocol}")
+    if scale is not None and data["scale"] != scale:
+        raise MetricsError(f"{where}: key 'scale' is {data['scale']!r}, not {scale!r}: numbers of one scale never "
+                           f"enter another scale's table (re-run the evaluation at scale {scale})")
+    for key, value in data.items():
+        if _matches(schema.writes, key) and not (_is_number(value) and 0 <= value <= 100):
+            raise MetricsError(f"{where}: key {key!r} is {value!r}, not a percentage in [0, 100]")
+        if key in COUNT_FIELDS and not (isinstance(value, int) and not isinstance(value, bool)
+                                        and value >= COUNT_FIELDS[key]):
+            raise MetricsError(f"{where}: key {key!r} is {value!r}, not an integer >= {COUNT_FIELDS[key]}")
+    if not (isinstance(data["views"], str) and VIEWS_RE.match(data["views"])):
+        raise MetricsError(f"{where}: key 'views' is {data['views']!r}, not '<temporal>x<spatial>'")
+    return data
+
+
+def read_metrics(path: str | Path, protocol: str, scale: str) -> dict:
+    """The metrics file `path` of protocol `protocol`, checked against its schema and `scale`."""
+    try:
+        data = io.read_json(path)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise MetricsError(f"{path}: cannot read metrics JSON ({err}); re-run the evaluation that writes it") from None
+    return check_metrics(data, protocol, str(path), scale)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
