@@ -1,0 +1,350 @@
+"""Bad input and lost files, injected on purpose: each is refused by name or repaired, and never
+turns into a wrong table or a raw traceback.
+
+Snakemake runs here are dry runs, or a tiny failing workflow, in temporary copies of the
+repository, so results/ and tables/ of the working tree are never touched."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import core.io
+import protocols
+import tables.render
+from core.config import load_scale
+from core.errors import CheckpointError, ConfigError, MetricsError, SuiteError
+from protocols.cli import protocol_main
+from tables.metrics import PROTOCOL_METRICS, read_metrics
+from tables.render import main as render_main, render
+from tables.runs import COMPUTE_CSV, has_compute_cells, metrics_files, runnable_cells
+from tables.schema import SpecError, load_spec
+from tests.test_dag import job_counts
+from tests.test_render import metrics_json
+
+REPO = Path(__file__).resolve().parents[1]
+TABLE1 = REPO / "tables" / "specs" / "maclr_table1.yaml"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def repository_copy(dest: Path) -> Path:
+    """The files git would commit (tracked, and untracked but not ignored) copied to `dest`."""
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("needs a git checkout to list the repository's files")
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, check=True).stdout.decode()
+    for rel in filter(None, listed.split("\0")):
+        src = REPO / rel
+        if src.is_file() and not rel.startswith("results/"):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    return dest
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """Snakemake's run in `workdir`, its stdout and stderr together in `.stdout`."""
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=300)
+
+
+def write_fake_results(root: Path, spec, scale: str = "smoke") -> list[str]:
+    """A valid metrics file for every runnable cell of `spec` under `root`, holding each metric a cell
+    asks of it; returns the files' paths relative to `root`, in order."""
+    files: dict[str, tuple[str, dict]] = {}
+    for run in runnable_cells(spec, scale, f"results/{scale}"):
+        if run.path:
+            files.setdefault(run.path, (run.protocol, {}))[1][run.metric] = 40.0
+    for path, (protocol, values) in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(json.dumps(metrics_json(protocol, scale, **values)))
+    return sorted(files)
+
+
+def spec_with(tmp_path: Path, edit) -> Path:
+    """A copy of MaCLR Table 1's spec, changed by `edit(raw_yaml_dict)`."""
+    raw = yaml.safe_load(TABLE1.read_text())
+    edit(raw)
+    path = tmp_path / "maclr_table1.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False))
+    return path
+
+
+# --------------------------------------------------------------------------- 1. a table never outlives its inputs
+
+
+@pytest.mark.parametrize("spec_path", sorted((REPO / "tables" / "specs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_file_the_renderer_reads_is_an_input_of_the_table_rule(spec_path, tmp_path, monkeypatch):
+    """tables/rules.smk's table_inputs takes the metrics files from tables.runs.metrics_files."""
+    spec = load_spec(spec_path)
+    write_fake_results(tmp_path, spec)
+    inputs = metrics_files(spec, "smoke", "results/smoke")
+    read = []
+    monkeypatch.setattr(tables.render, "read_metrics", lambda path, *a: read.append(path) or read_metrics(path, *a))
+    monkeypatch.setattr(tables.render, "read_compute_csv", lambda path: read.append(path) or {})
+    render(spec_path, "smoke", "results/smoke", md=tmp_path / "t.md", root=tmp_path)
+    expected = {tmp_path / p for p in inputs} | ({tmp_path / COMPUTE_CSV} if has_compute_cells(spec) else set())
+    assert set(read) <= expected, sorted(set(map(str, read)) - set(map(str, expected)))
+    assert {tmp_path / p for p in inputs} <= set(read)
+
+
+@pytest.fixture(scope="module")
+def workflow_copy(tmp_path_factory):
+    """The repository with MaCLR Table 1 rendered from a fake, complete set of smoke metrics."""
+    work = repository_copy(tmp_path_factory.mktemp("repo"))
+    for path in work.rglob("*"):  # code and specs older than the results (a newer one would re-run them)
+        os.utime(path, (time.time() - 7200,) * 2)
+    files = write_fake_results(work, load_spec(TABLE1))
+    for path in files:  # metrics files and their folders older than the table
+        os.utime(work / path, (time.time() - 3600,) * 2)
+        os.utime((work / path).parent, (time.time() - 3600,) * 2)
+    for name in ("md", "csv", "png"):
+        (work / f"tables/maclr_table1.{name}").write_text("the previous table\n")
+    return work, files
+
+
+def test_a_table_with_all_its_metrics_is_up_to_date(workflow_copy):
+    work, _ = workflow_copy
+    proc = snakemake(work, "-n", "tables/maclr_table1.md")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "Nothing to be done" in proc.stdout
+
+
+def test_deleting_a_metrics_file_plans_the_table_again(workflow_copy):
+    work, files = workflow_copy
+    victim = work / files[0]
+    saved = victim.read_bytes()
+    victim.unlink()
+    try:
+        proc = snakemake(work, "-n", "tables/maclr_table1.md")
+    finally:
+        victim.write_bytes(saved)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert job_counts(proc.stdout).get("table") == 1  # (the fake tree has no checkpoints: they are planned too)
+    assert f"output: {files[0]}\n" in proc.stdout
+
+
+# --------------------------------------------------------------------------- 2. spec omissions are schema errors
+
+
+def test_a_row_without_cells_is_a_schema_error(tmp_path):
+    path = spec_with(tmp_path, lambda raw: raw["parts"][0]["rows"][1].pop("cells"))
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert all(s in str(err.value) for s in (str(path), "part 'a'", "'m_only_k400mini'", "'cells'"))
+
+
+def test_an_unknown_evaluation_dataset_is_a_schema_error(tmp_path):
+    path = spec_with(tmp_path, lambda raw: raw["parts"][1]["value_columns"][0].update(eval="ucf999"))
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert all(s in str(err.value) for s in (str(path), "part 'b'", "'diff'", "'UCF'", "eval", "'ucf999'"))
+
+
+def test_a_metric_name_typo_is_a_schema_error_not_a_metrics_file_error(tmp_path):
+    path = spec_with(tmp_path, lambda raw: raw["parts"][2]["value_columns"][1].update(metric="top_1"))
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert all(s in str(err.value) for s in (str(path), "part 'c'", "'maclr'", "'HMDB'", "metric", "'top_1'"))
+
+
+def test_a_bad_spec_stops_the_workflow_before_any_job_and_keeps_the_table(workflow_copy):
+    work, _ = workflow_copy
+    spec = work / "tables/specs/maclr_table1.yaml"
+    original = spec.read_text()
+    spec.write_text(original.replace("metric: top1, eval: hmdb51_split1", "metric: top_1, eval: hmdb51_split1", 1))
+    try:
+        proc = snakemake(work, "--cores", "1", "tables/maclr_table1.md")
+    finally:
+        spec.write_text(original)
+    assert proc.returncode != 0
+    assert "tables/specs/maclr_table1.yaml" in proc.stdout and "'top_1'" in proc.stdout
+    assert (work / "tables/maclr_table1.md").read_text() == "the previous table\n"
+
+
+@pytest.fixture
+def rendered(tmp_path, monkeypatch):
+    """MaCLR Table 1 rendered from fake metrics under tmp_path; returns (write a metrics file, outputs)."""
+    files = write_fake_results(tmp_path, load_spec(TABLE1))
+    outputs = {k: tmp_path / f"t.{k}" for k in ("md", "csv", "png")}
+    args = ["--spec", str(TABLE1), "--scale", "smoke", "--results", "results/smoke",
+            "--md", str(outputs["md"]), "--csv", str(outputs["csv"]), "--plot", str(outputs["png"])]
+    monkeypatch.chdir(tmp_path)
+    assert render_main(args) == 0
+    path = tmp_path / files[0]
+
+    def rerender(**values) -> int:
+        path.write_text(json.dumps({**metrics_json("linear"), **values}))
+        return render_main(args)
+
+    return rerender, path, outputs
+
+
+def test_a_failed_render_leaves_the_previous_table_whole(rendered, monkeypatch):
+    rerender, _, outputs = rendered
+    before = {k: p.read_bytes() for k, p in outputs.items()}
+    assert rerender(top1=250.0) == 1
+    monkeypatch.setattr(tables.render, "plot", lambda *a: 1 / 0)  # fails after the Markdown is rendered
+    with pytest.raises(ZeroDivisionError):
+        rerender(top1=12.5)
+    assert {k: p.read_bytes() for k, p in outputs.items()} == before
+    assert not [p for p in outputs["md"].parent.iterdir() if p.name.endswith(".tmp")]
+
+
+# --------------------------------------------------------------------------- 3. metrics follow their protocol's schema
+
+
+def test_every_implemented_protocol_has_a_metrics_schema():
+    assert set(protocols.IMPLEMENTED) == set(PROTOCOL_METRICS)
+
+
+@pytest.mark.parametrize("values, named", [
+    ({"top1": 250.0}, "'top1'"),
+    ({"scale": "full"}, "'scale'"),
+    ({"views": "ten"}, "'views'"),
+    ({"num_test_videos": 0}, "'num_test_videos'"),
+    ({"protocol": "finetune"}, "'protocol'"),
+])
+def test_bad_metrics_are_refused_naming_the_file_and_key(rendered, capsys, values, named):
+    rerender, path, _ = rendered
+    assert rerender(**values) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err
+    assert str(path) in err and named in err
+
+
+def test_a_metrics_file_without_a_required_key_is_refused(tmp_path):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"top1": 50.0, "scale": "smoke", "protocol": "linear", "views": "10x3"}))
+    with pytest.raises(MetricsError, match=r"m\.json: missing key\(s\) num_test_videos, top5"):
+        read_metrics(path, "linear", "smoke")
+
+
+def test_a_bad_metrics_file_stops_the_workflow_before_the_table_job(workflow_copy):
+    work, files = workflow_copy
+    path = work / files[0]
+    original = path.read_text()
+    path.write_text(json.dumps(metrics_json("linear", "full")))
+    try:
+        proc = snakemake(work, "-n", "tables/maclr_table1.md")
+    finally:
+        path.write_text(original)
+    assert proc.returncode != 0 and files[0] in proc.stdout and "'scale'" in proc.stdout
+
+
+# --------------------------------------------------------------------------- 4. one-line errors
+
+
+def test_a_non_numeric_metric_is_one_line_naming_file_and_key(rendered, capsys):
+    rerender, path, _ = rendered
+    assert rerender(top1="n/a") == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and str(path) in err and "'top1'" in err
+
+
+def _pickle_with_code(path: Path) -> None:
+    torch.save({"encoder": SuiteError("arbitrary object")}, path)
+
+
+def _truncated(path: Path) -> None:
+    core.io.torch_save(path, {"w": torch.ones(64, 64)})
+    path.write_bytes(path.read_bytes()[:1000])
+
+
+@pytest.mark.parametrize("make, reason", [(_pickle_with_code, "not a weights-only checkpoint"),
+                                          (_truncated, "truncated or corrupt")])
+def test_a_refused_checkpoint_is_a_suite_error_naming_the_file(tmp_path, make, reason):
+    path = tmp_path / "checkpoint.pt"
+    make(path)
+    with pytest.raises(CheckpointError, match=reason) as err:
+        core.io.torch_load(path)
+    assert str(path) in str(err.value)
+
+
+def _run_protocol(tmp_path, checkpoint, evaluate=lambda *a: metrics_json("linear")) -> tuple[str, Path]:
+    """protocols/cli.py's command line with a stand-in evaluation; returns its exit message and --out."""
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("video_id,label,split\n")
+    out = tmp_path / "metrics.json"
+    argv = ["--checkpoint", str(checkpoint), "--manifest", str(manifest), "--root", str(tmp_path), "--out", str(out)]
+    with pytest.raises(SystemExit) as exit_:
+        protocol_main("linear", evaluate, "test", "top1", argv)
+    return str(exit_.value.code), out
+
+
+@pytest.mark.parametrize("make, reason", [(_pickle_with_code, "not a weights-only checkpoint"),
+                                          (_truncated, "truncated or corrupt")])
+def test_the_protocol_command_line_prints_a_refused_checkpoint_as_one_line(tmp_path, make, reason):
+    checkpoint = tmp_path / "checkpoint.pt"
+    make(checkpoint)
+    message, out = _run_protocol(tmp_path, checkpoint)
+    assert message.startswith("error: ") and "\n" not in message
+    assert str(checkpoint) in message and reason in message and not out.exists()
+
+
+def test_the_protocol_command_line_never_writes_metrics_a_table_would_refuse(tmp_path):
+    checkpoint = tmp_path / "checkpoint.pt"
+    core.io.torch_save(checkpoint, {"encoder": {}, "input": {}, "provenance": {"method": "maclr"}})
+    message, out = _run_protocol(tmp_path, checkpoint, lambda *a: metrics_json("linear", top1=250.0))
+    assert message.startswith("error: ") and "'top1'" in message and not out.exists()
+
+
+@pytest.mark.parametrize("scale", ["../scales/smoke", "smoke/../full", "/tmp/smoke", ""])
+def test_a_scale_is_a_plain_profile_name(scale):
+    with pytest.raises(ConfigError, match="unknown scale"):
+        load_scale(scale)
+
+
+def test_a_scale_path_stops_the_workflow(workflow_copy):
+    work, _ = workflow_copy
+    proc = snakemake(work, "-n", "tables/maclr_table1.md", "--config", "scale=../scales/smoke")
+    assert proc.returncode != 0 and "unknown scale '../scales/smoke'" in proc.stdout
+    assert not (work / "scales").exists()
+
+
+# --------------------------------------------------------------------------- 5. writes
+
+
+def test_checkpoints_are_byte_reproducible(tmp_path):
+    state = {"encoder": {"state_dict": {"w": torch.arange(12.0).reshape(3, 4)}}, "config": {"lr": 0.1}}
+    core.io.torch_save(tmp_path / "a.pt", state)
+    core.io.torch_save(tmp_path / "b.pt", state)
+    first = (tmp_path / "a.pt").read_bytes()
+    core.io.torch_save(tmp_path / "a.pt", state)
+    assert first == (tmp_path / "b.pt").read_bytes() == (tmp_path / "a.pt").read_bytes()
+
+
+def test_an_atomic_write_reaches_the_disk_before_its_name(tmp_path, monkeypatch):
+    events = []
+    monkeypatch.setattr(core.io, "_fsync", lambda path: events.append(("fsync", Path(path))))
+    replace = os.replace
+    monkeypatch.setattr(core.io.os, "replace", lambda src, dst: events.append(("replace", Path(dst))) or replace(src, dst))
+    core.io.write_text(tmp_path / "x.txt", "x")
+    assert [e[0] for e in events] == ["fsync", "replace", "fsync"]
+    assert events[0][1].parent == tmp_path and events[0][1].name.endswith(".tmp")  # the temporary file
+    assert events[1][1] == tmp_path / "x.txt" and events[2][1] == tmp_path
+    assert (tmp_path / "x.txt").read_text() == "x"
+
+
+# --------------------------------------------------------------------------- 6. a failing job's log on the terminal
+
+
+def test_the_workflow_profile_prints_a_failing_jobs_log(tmp_path):
+    """config/profiles/default sets show-failed-logs: a job that fails with its stderr in its log
+    shows that log on the terminal (without the profile, only the log's path is printed)."""
+    (tmp_path / "Snakefile").write_text(
+        'rule fails:\n    output: "out.txt"\n    log: "fails.log"\n'
+        '    shell: "(printf \'the-%s-it-failed\' reason >&2; exit 3) 2> {log}"\n')  # the command lacks the message
+    profile = REPO / "config" / "profiles" / "default"
+    with_profile = snakemake(tmp_path, "--cores", "1", "--workflow-profile", str(profile), "out.txt")
+    assert with_profile.returncode != 0
+    assert "the-reason-it-failed" in with_profile.stdout
+    without = snakemake(tmp_path, "--cores", "1", "out.txt")
+    assert without.returncode != 0 and "the-reason-it-failed" not in without.stdout
