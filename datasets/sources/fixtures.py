@@ -26,7 +26,7 @@ from core.config import load_scale
 from core.io import write_json, write_text
 from datasets.sources import fixtures_extra
 from datasets.sources.official import k400_video_name
-from datasets.sources.synthetic import class_patterns, render_frames, write_video
+from datasets.sources.synthetic import render_world_video, write_video
 
 UCF101_CLASSES = [
     "ApplyEyeMakeup", "ApplyLipstick", "Archery", "BabyCrawling", "BalanceBeam", "BandMarching",
@@ -47,23 +47,21 @@ K400_CLASSES = [
 
 
 def _video(path: Path, class_index: int, num_classes: int, cfg: dict, seed: int, num_frames: int | None = None) -> None:
-    frames = render_frames(
-        class_patterns(num_classes)[class_index],
-        num_frames or cfg["frames"],
-        cfg["height"],
-        cfg["width"],
-        seed=seed,
-    )
+    """One video of the profile's fixture `world` (default `straight`, the smoke world; see
+    datasets/sources/synthetic.py)."""
+    frames = render_world_video(cfg.get("world", "straight"), class_index, num_classes, num_frames or cfg["frames"],
+                                cfg["height"], cfg["width"], seed=seed)
     write_video(path, frames, cfg["fps"])
 
 
 def make_ucf101(root: Path, cfg: dict, seed: int) -> dict:
     """Groups g01-g07 hold the split-1 test videos, as in UCF101; splits 2 and 3 test on g08-g14
-    and g15-g21, so every split has train and test videos of every class."""
+    and g15-g21, so every split has train and test videos of every class. Above 21 videos per
+    class a group holds several clips, as UCF101's groups do."""
     classes = UCF101_CLASSES[: cfg["num_classes"]]
     per_class = cfg["videos_per_class"]
-    if per_class > 25:
-        raise ValueError("UCF101 fixtures: at most 25 groups per class")
+    if per_class > 99:
+        raise ValueError("UCF101 fixtures: at most 99 videos per class (clip numbers have two digits)")
     lists = {f"{kind}0{s}": [] for kind in ("trainlist", "testlist") for s in (1, 2, 3)}
     jobs = []
     for label, name in enumerate(classes):

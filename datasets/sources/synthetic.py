@@ -96,18 +96,24 @@ def render_frames(
         texture = _smooth_texture(rng, size, size, cell=max(2, size // 3))
         start = rng.uniform(0, 1, size=2) * np.array([height, width])
         objects.append((texture, _trajectory(pattern, num_frames, start, still)))
+    frames = _draw(background, objects, num_frames)
+    if rng.random() < 0.5:  # a class holds a motion and its mirror image (see class_patterns)
+        frames = frames[:, :, ::-1].copy()
+    return frames
+
+
+def _draw(background: np.ndarray, objects: list[tuple[np.ndarray, np.ndarray]], num_frames: int) -> np.ndarray:
+    """Frames of square textured `objects` (texture, (num_frames, 2) top-left path) pasted over a
+    static `background`; positions wrap around the frame edges."""
+    height, width = background.shape[:2]
     frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
-    rows = np.arange(size)
     for i in range(num_frames):
         frame = background.copy()
         for texture, path in objects:
+            rows = np.arange(texture.shape[0])
             y, x = np.round(path[i]).astype(int)
-            ys = (y + rows) % height
-            xs = (x + rows) % width
-            frame[np.ix_(ys, xs)] = texture
+            frame[np.ix_((y + rows) % height, (x + rows) % width)] = texture
         frames[i] = frame.astype(np.uint8)
-    if rng.random() < 0.5:  # a class holds a motion and its mirror image (see class_patterns)
-        frames = frames[:, :, ::-1].copy()
     return frames
 
 
@@ -143,3 +149,109 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int) -> None:
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)
+
+
+# -- The "shortcut" world: appearance is a shortcut, motion is the label ----------------------------
+#
+# Classes differ in direction, speed, trajectory shape and periodicity, with comparable mean
+# speeds (about 2 pixels per frame), so that no single flow statistic (mean speed, mean direction)
+# separates them. Appearance (background texture and colour, object textures, sizes and start
+# positions) is drawn per video and is unrelated to the class: two clips of one video share it,
+# so instance discrimination on RGB alone can succeed by matching appearance, which says nothing
+# about the label. Every class is closed under horizontal mirroring, as in `class_patterns`.
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """One class's motion. `shape`: straight (drift at `speed` along `angle`), circle (orbit of
+    radius `amplitude`), zigzag (drift plus a triangle wave of `amplitude` across it) or
+    oscillate (back and forth along `angle`, no drift); `period` in frames for the periodic ones."""
+
+    shape: str
+    angle: float = 0.0
+    speed: float = 0.0
+    amplitude: float = 0.0
+    period: float = 0.0
+
+
+RIGHT, DOWN, UP = 0.0, math.pi / 2, 3 * math.pi / 2
+SHORTCUT_CLASSES = (
+    Trajectory("straight", RIGHT, speed=2.0),
+    Trajectory("straight", DOWN, speed=2.0),
+    Trajectory("straight", UP, speed=2.0),
+    Trajectory("straight", RIGHT, speed=4.0),
+    Trajectory("circle", amplitude=5.0, period=12),
+    Trajectory("circle", amplitude=8.0, period=24),
+    Trajectory("zigzag", RIGHT, speed=1.5, amplitude=4.0, period=8),
+    Trajectory("zigzag", DOWN, speed=1.5, amplitude=4.0, period=8),
+    Trajectory("oscillate", RIGHT, amplitude=6.0, period=12),
+    Trajectory("oscillate", DOWN, amplitude=6.0, period=12),
+)
+
+
+def trajectory_classes(num_classes: int) -> list[Trajectory]:
+    """The first `num_classes` classes of the shortcut world (same list for every dataset)."""
+    if num_classes > len(SHORTCUT_CLASSES):
+        raise ValueError(f"the shortcut world has {len(SHORTCUT_CLASSES)} motion-defined classes, asked for {num_classes}")
+    return list(SHORTCUT_CLASSES[:num_classes])
+
+
+def _triangle(phase: np.ndarray) -> np.ndarray:
+    """Triangle wave of period 1 and amplitude 1."""
+    return 4 * np.abs(phase - np.floor(phase + 0.5)) - 1
+
+
+def trajectory_path(trajectory: Trajectory, t: np.ndarray, start: np.ndarray, phase: float) -> np.ndarray:
+    """Positions (len(t), 2) as float (y, x) at moving times `t` (frames, held during still stretches)."""
+    along = np.array([math.sin(trajectory.angle), math.cos(trajectory.angle)])
+    across = np.array([along[1], -along[0]])
+    t = t[:, None]
+    cycles = t / trajectory.period + phase if trajectory.period else t
+    if trajectory.shape == "straight":
+        return start + t * trajectory.speed * along
+    if trajectory.shape == "circle":
+        angle = 2 * math.pi * cycles
+        return start + trajectory.amplitude * np.concatenate([np.sin(angle), np.cos(angle)], axis=1)
+    if trajectory.shape == "zigzag":
+        return start + t * trajectory.speed * along + trajectory.amplitude * _triangle(cycles) * across
+    if trajectory.shape == "oscillate":
+        return start + trajectory.amplitude * np.sin(2 * math.pi * cycles) * along
+    raise ValueError(f"unknown trajectory shape {trajectory.shape!r}")
+
+
+def render_shortcut_frames(trajectory: Trajectory, num_frames: int, height: int, width: int, seed: int,
+                           num_objects: int = 2) -> np.ndarray:
+    """Frames (num_frames, height, width, 3) uint8 of the shortcut world: `num_objects` textured
+    boxes moving by `trajectory` over a static background. Per video, at random: the background's
+    texture scale and colour cast, each object's texture, size, start and phase, one still
+    stretch (a quarter of the frames), and a left-right mirror."""
+    rng = np.random.default_rng(seed)
+    still_length = num_frames // 4
+    still_start = int(rng.integers(0, num_frames - still_length + 1))
+    moving = np.ones(num_frames)
+    moving[still_start : still_start + still_length] = 0.0
+    t = np.concatenate([[0.0], np.cumsum(moving[1:])])
+    short = min(height, width)
+    cast = rng.uniform(0.4, 1.0, size=3)  # the video's colour cast
+    background = _smooth_texture(rng, height, width, cell=int(rng.integers(max(3, short // 10), max(4, short // 3)))) * cast
+    objects = []
+    for _ in range(num_objects):
+        size = int(rng.integers(max(5, short // 6), max(6, short // 3)))
+        texture = _smooth_texture(rng, size, size, cell=max(2, size // 3))
+        start = rng.uniform(0, 1, size=2) * np.array([height, width])
+        objects.append((texture, trajectory_path(trajectory, t, start, float(rng.random()))))
+    frames = _draw(background, objects, num_frames)
+    if rng.random() < 0.5:  # each class holds a motion and its mirror image
+        frames = frames[:, :, ::-1].copy()
+    return frames
+
+
+def render_world_video(world: str, class_index: int, num_classes: int, num_frames: int, height: int, width: int,
+                       seed: int) -> np.ndarray:
+    """Frames of one video of class `class_index` in fixture `world`: `straight` (the smoke
+    fixtures: straight motion by direction and speed) or `shortcut` (see above)."""
+    if world == "straight":
+        return render_frames(class_patterns(num_classes)[class_index], num_frames, height, width, seed=seed)
+    if world == "shortcut":
+        return render_shortcut_frames(trajectory_classes(num_classes)[class_index], num_frames, height, width, seed=seed)
+    raise ValueError(f"unknown fixture world {world!r}; known: straight, shortcut")
