@@ -2,6 +2,7 @@
 # __init__.py defining METHOD) and variant, on the shared engine (methods/training/).
 # Included by the Snakefile after core/common.smk.
 from core.config import method_config as _method_config
+from core.seeds import seed_folder as _seed_folder
 from methods.training.registry import method_class as _method_class, method_names as _method_names
 
 
@@ -51,7 +52,8 @@ rule pretrain:
     params:
         root=lambda w: dataset_root(w.pretrain),
         sources=pretrain_source_args,
-        out=lambda w: f"{RESULTS}/pretrain/{w.method}/{w.variant}/{w.pretrain}",
+        out=lambda w: f"{RESULTS}/pretrain/{w.method}/{w.variant}/{w.pretrain}{_seed_folder(w.get('seed'))}",
+        seed=lambda w: "" if w.get("seed") is None else f"--seed {w.seed}",
         summary=lambda w: _method_class(w.method).describe(pretrain_config(w), w.pretrain) or f"{w.method} {w.variant} on {w.pretrain}",
     message:
         "{params.summary}"
@@ -65,4 +67,15 @@ rule pretrain:
     shell:
         "{PY} {_LAUNCH}-m methods.training.pretrain --method {wildcards.method} --variant {wildcards.variant} "
         "--pretrain {wildcards.pretrain} --scale {SCALE} --manifest {input.manifest} --root {params.root} {params.sources} "
-        "--out {params.out} --threads {threads} 2> {log}"
+        "{params.seed} --out {params.out} --threads {threads} 2> {log}"
+
+
+# A profile listing `seeds:` runs each seed in its own folder (core/seeds.py); the same job otherwise.
+use rule pretrain as pretrain_seeded with:
+    output:
+        f"{RESULTS}/pretrain/{{method}}/{{variant}}/{{pretrain}}/seed{{seed}}/checkpoint.pt",
+    wildcard_constraints:
+        method="|".join(_method_names()),
+        seed=r"[0-9]+",
+    log:
+        f"{RESULTS}/logs/pretrain_{{method}}_{{variant}}_{{pretrain}}_seed{{seed}}.log",

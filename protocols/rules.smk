@@ -1,6 +1,7 @@
 # Evaluation protocols: checkpoint + evaluation manifest -> metrics JSON, one module per protocol
 # (the registry protocols.PROTOCOLS). Included by the Snakefile after core/common.smk.
 from core.config import method_config as _method_config
+from core.seeds import seed_folder as _seed_folder
 from methods.training.registry import method_class as _method_class
 from protocols import PROTOCOLS
 
@@ -24,7 +25,7 @@ def eval_input_arg(w):
 
 rule evaluate:
     input:
-        checkpoint=f"{RESULTS}/pretrain/{{method}}/{{variant}}/{{pretrain}}/checkpoint.pt",
+        checkpoint=lambda w: f"{RESULTS}/pretrain/{w.method}/{w.variant}/{w.pretrain}{_seed_folder(w.get('seed'))}/checkpoint.pt",
         manifest=f"{RESULTS}/manifests/{{evaldata}}.csv",
         motion=eval_input_files,
     output:
@@ -41,3 +42,14 @@ rule evaluate:
     shell:
         "{PY} -m {params.module} --checkpoint {input.checkpoint} --manifest {input.manifest} --root {params.root} "
         "{params.motion} --protocol {wildcards.protocol} --scale {SCALE} --out {output} --threads {threads} 2> {log}"
+
+
+# One evaluation per seed's checkpoint, in the seed's folder (core/seeds.py).
+use rule evaluate as evaluate_seeded with:
+    output:
+        f"{RESULTS}/eval/{{method}}/{{variant}}/{{pretrain}}/seed{{seed}}/{{protocol}}/{{evaldata}}.json",
+    wildcard_constraints:
+        protocol="|".join(PROTOCOLS),
+        seed=r"[0-9]+",
+    log:
+        f"{RESULTS}/logs/{{protocol}}_{{method}}_{{variant}}_{{pretrain}}_seed{{seed}}_{{evaldata}}.log",

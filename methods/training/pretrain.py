@@ -34,6 +34,8 @@ FLOW_INPUTS = {"edge", "flow"}  # inputs computed from optical flow: their estim
 
 def pretrain(args: argparse.Namespace) -> dict:
     cfg = method_config(args.method, args.scale, args.variant)
+    if args.seed is not None:  # one run of a profile's `seeds:` (core/seeds.py)
+        cfg["seed"] = args.seed
     cls = method_class(args.method)
     seed = int(cfg.get("seed", 0))
     if args.threads:
@@ -83,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--input", action="append", default=[], type=input_source, metavar="KIND=DIR",
                         help="cache folder of a precomputed input the method reads (repeatable)")
     parser.add_argument("--video-dir", type=Path, default=None, help="read <video_id>.mp4 transcodes from here (DALI/NVDEC path)")
+    parser.add_argument("--seed", type=int, default=None, help="the run's seed (default: the config's `seed`, else 0)")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args(argv)
