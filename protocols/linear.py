@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from core.errors import SuiteError
+from methods.training.engine import RunSettings, fit
+from methods.training.method import TrainingTask
 from protocols.cli import evaluation_splits, protocol_main
 from protocols.features import FrozenEncoder, extract
 
@@ -52,18 +54,35 @@ def fit_linear(features: torch.Tensor, labels: torch.Tensor, num_classes: int, c
     return layer
 
 
+class LinearProbe(TrainingTask):
+    """A linear layer on fixed features, trained with cross-entropy on the shared engine."""
+
+    def __init__(self, layer: torch.nn.Linear):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"cross_entropy": F.cross_entropy(self.layer(batch["features"]), batch["label"])}
+
+
+class FeatureSet(torch.utils.data.Dataset):
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor):
+        self.features, self.labels = features, labels
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"features": self.features[index], "label": self.labels[index]}
+
+
 def _fit_sgd(layer: torch.nn.Linear, features: torch.Tensor, labels: torch.Tensor, cfg: dict) -> torch.nn.Linear:
-    """Mini-batch SGD with momentum and a cosine schedule, on the raw features."""
-    epochs, batch = int(cfg["epochs"]), int(cfg["sgd_batch_size"])
-    optimizer = torch.optim.SGD(layer.parameters(), lr=float(cfg["lr"]), momentum=float(cfg["momentum"]), weight_decay=float(cfg["weight_decay"]))
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(epochs):
-        for index in torch.randperm(len(features), generator=generator).split(batch):
-            optimizer.zero_grad()
-            F.cross_entropy(layer(features[index]), labels[index]).backward()
-            optimizer.step()
-        schedule.step()
+    """Mini-batch SGD with momentum and a per-step cosine schedule (PySlowFast's), on the raw features."""
+    optimizer = {"name": "sgd", "lr": float(cfg["lr"]), "momentum": float(cfg["momentum"]),
+                 "weight_decay": float(cfg["weight_decay"]), "schedule": "cosine"}
+    fit(LinearProbe(layer), FeatureSet(features, labels),
+        RunSettings(epochs=int(cfg["epochs"]), batch_size=min(int(cfg["sgd_batch_size"]), len(features)),
+                    optimizer=optimizer, drop_last=False, title="linear layer"))
     return layer
 
 
