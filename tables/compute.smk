@@ -13,5 +13,5 @@ rule compute:
         sweep="results/compute/hcml_pmb_sweep.csv",
     threads: 2
     shell:
-        "OMP_NUM_THREADS={threads} python -m tables.compute --claims {input.claims} "
+        "OMP_NUM_THREADS={threads} {PY} -m tables.compute --claims {input.claims} "
         "--md {output.md} --csv {output.csv} --results {output.results}"
