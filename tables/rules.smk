@@ -5,19 +5,45 @@ from pathlib import Path as _Path
 
 from tables.metrics import read_metrics as _read_metrics
 from tables.runs import COMPUTE_CSV as _COMPUTE_CSV, has_compute_cells as _has_compute_cells, metrics_files as _metrics_files
-from tables.schema import load_spec as _load_spec
+from tables.schema import SpecError as _SpecError, load_spec as _load_spec
+
+
+def _compute_input(spec) -> list[str]:
+    """compute.csv, when the spec has compute cells and the file exists or a `compute` rule can make it."""
+    if _has_compute_cells(spec) and (_os.path.exists(_COMPUTE_CSV) or any(r.name == "compute" for r in workflow.rules)):
+        return [_COMPUTE_CSV]
+    return []
+
+
+def _input_folders(spec) -> list[str]:
+    """The folders of the table's inputs that rules make (see table_inputs)."""
+    return sorted({_os.path.dirname(f) for f in [*_metrics_files(spec, SCALE, RESULTS), *_compute_input(spec)]})
+
+
+def _make_input_folders() -> None:
+    """Create every table's input folders before the DAG is built: Snakemake caches a path it once
+    found missing, so a folder made while the DAG is built may still count as missing."""
+    for path in sorted(_Path("tables/specs").glob("*.yaml")):
+        try:
+            spec = _load_spec(path)
+        except _SpecError:
+            continue  # reported by name when its table is requested
+        for folder in _input_folders(spec):
+            _os.makedirs(folder, exist_ok=True)
+
+
+_make_input_folders()
 
 
 def table_inputs(wildcards):
-    """Every file the renderer reads: the spec, the metrics files of the runnable cells, and
-    compute.csv when the spec has compute cells and the file exists or a `compute` rule can make it;
-    and the folders holding the metrics and compute files.
+    """Every file the renderer reads: the spec, the metrics files of the runnable cells and
+    compute.csv (see _compute_input); and the folders holding the metrics and compute files.
 
     The folders are there because Snakemake does not re-run a job whose input was deleted while its
     outputs are up to date (it takes the input for a spent intermediate file), so a table would keep
     a deleted metrics file's numbers. Deleting a file changes its folder's mtime: the table is then
-    older than an input, and the deleted file is made again. The folders are created here, so that
-    the set of inputs is the same before and after the first run (a new set would re-run the table).
+    older than an input, and the deleted file is made again. The folders exist before the first
+    run (_make_input_folders), so the set of inputs never changes (a new set would re-run the table).
 
     Specs and existing metrics files are checked here, before any job runs: a table job that fails
     has its previous outputs deleted by Snakemake."""
@@ -29,12 +55,9 @@ def table_inputs(wildcards):
     for path, protocol in metrics.items():
         if _os.path.exists(path):
             _read_metrics(path, protocol, SCALE)
-    inputs = {"spec": spec_path, "metrics": list(metrics)}
-    if _has_compute_cells(spec) and (_os.path.exists(_COMPUTE_CSV) or any(r.name == "compute" for r in workflow.rules)):
-        inputs["compute"] = _COMPUTE_CSV
-    inputs["folders"] = sorted({_os.path.dirname(p) for p in inputs["metrics"] + [inputs.get("compute", "")] if p})
-    for folder in inputs["folders"]:
-        _os.makedirs(folder, exist_ok=True)
+    inputs = {"spec": spec_path, "metrics": list(metrics), "folders": _input_folders(spec)}
+    for compute in _compute_input(spec):
+        inputs["compute"] = compute
     return inputs
 
 
@@ -48,7 +71,7 @@ rule table:
     log:
         "logs/tables/{paper}_{table}.log",
     shell:
-        "python -m tables.render --spec {input.spec} --scale " + SCALE + " --results " + RESULTS
+        "{PY} -m tables.render --spec {input.spec} --scale " + SCALE + " --results " + RESULTS
         + " --md {output.md} --csv {output.csv} --plot {output.png} 2> {log}"
 
 
@@ -62,4 +85,4 @@ rule audit:
     log:
         "logs/tables/audit.log",
     shell:
-        "python -m tables.audit --specs tables/specs --claims tables/claims --md {output.md} --csv {output.csv} 2> {log}"
+        "{PY} -m tables.audit --specs tables/specs --claims tables/claims --md {output.md} --csv {output.csv} 2> {log}"
