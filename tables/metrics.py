@@ -24,7 +24,7 @@ class ProtocolMetrics:
                                 # papers report under it that the suite does not compute yet
 
 
-# Fields protocols/cli.py writes into every file.
+# Keys every metrics file holds (protocols/cli.py adds scale and protocol to what a protocol returns).
 REQUIRED_FIELDS = ("scale", "protocol", "num_test_videos", "views")
 COUNT_FIELDS = {"num_train_videos": 1, "num_test_videos": 1, "num_classes": 1, "train_clips_per_video": 1,
                 "epochs": 0}  # name -> smallest value
