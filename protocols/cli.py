@@ -12,6 +12,7 @@ import torch
 from core.config import load_scale
 from core.errors import CheckpointError, ConfigError, SuiteError
 from core.io import torch_load, write_json
+from core.provenance import file_hash, git_commit
 from tables.metrics import check_metrics
 
 # What protocols read of a checkpoint (CONTRIBUTING.md, "Checkpoints").
@@ -54,7 +55,10 @@ def protocol_main(protocol: str, evaluate: Evaluate, description: str, headline:
             raise ConfigError(f"--scale: profile {args.scale!r} has no `{protocol}:` section")
         checkpoint = load_checkpoint(args.checkpoint)
         metrics = evaluate(checkpoint, pd.read_csv(args.manifest), args.root, args.motion_cache, profile[protocol], int(profile.get("seed", 0)))
-        metrics.update({"scale": args.scale, "protocol": args.protocol, "checkpoint": str(args.checkpoint), **checkpoint["provenance"]})
+        metrics.update({"scale": args.scale, "protocol": args.protocol, "checkpoint": str(args.checkpoint), **checkpoint["provenance"],
+                        # what produced this evaluation, beside what produced the checkpoint
+                        "eval_git_commit": git_commit(), "eval_manifest_sha256": file_hash(args.manifest),
+                        "eval_seed": int(profile.get("seed", 0)), "clip": checkpoint["input"].get("clip")})
         check_metrics(metrics, args.protocol, f"{args.out} (not written)", args.scale)  # what a table will accept
     except SuiteError as exc:
         sys.exit(f"error: {exc}")

@@ -21,17 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.provenance import file_hash
 from methods.training.checkpoint import plain
 
 TRAINING_DIR = Path(__file__).resolve().parent
-
-
-def file_hash(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def code_version(method_dir: str | Path) -> str:
