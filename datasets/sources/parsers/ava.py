@@ -25,7 +25,7 @@ import pandas as pd
 
 from core.errors import AnnotationError
 from datasets.sources.official import Entry
-from datasets.sources.parsers.common import lines, require
+from datasets.sources.annotations import lines, read_text
 
 BOX_COLUMNS = ["video_id", "timestamp", "x1", "y1", "x2", "y2", "action_id", "person_id"]
 KEYFRAME_OFFSET = 900  # AVA annotates seconds 900..1800 of each movie
@@ -42,7 +42,7 @@ LABEL_MAP = "ava_action_list_v2.2_for_activitynet_2019.pbtxt"
 def parse_label_map(path: str | Path) -> dict[int, str]:
     """id -> name of a pbtxt label map (`item { name: "..." id: N [label_type: ...] }`)."""
     path = Path(path)
-    text = require(path, "AVA label map").read_text()
+    text = read_text(path, "AVA label map")
     items = re.findall(r"item\s*\{(.*?)\}", text, flags=re.S)
     if not items:
         raise AnnotationError(f"{path}: no 'item {{ ... }}' entry")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from core.errors import AnnotationError
 from datasets.sources.official import Entry
-from datasets.sources.parsers.common import json_list, read_json
+from datasets.sources.annotations import json_list, read_json
 
 SPLITS = {"train": "Diving48_train.json", "test": "Diving48_test.json"}
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from core.errors import AnnotationError
 from datasets.sources.official import Entry
-from datasets.sources.parsers.common import json_list, lines, read_json
+from datasets.sources.annotations import json_list, lines, read_json
 
 SSV2_VIDEOS = "20bn-something-something-v2"
 SSV2_SPLITS = {"train": "train.json", "val": "validation.json"}

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from core.errors import AnnotationError
 from datasets.sources.official import Entry
-from datasets.sources.parsers.common import json_list, read_json
+from datasets.sources.annotations import json_list, read_json
 
 ANN = "vidsitu_annotations"
 VIDEOS = "vsitu_video_trimmed_dir"

@@ -1,4 +1,5 @@
-"""Helpers shared by the parsers: reading JSON/CSV annotation files with errors that name them."""
+"""Reading annotation files, for every parser (`datasets.sources.official`, datasets/sources/parsers/):
+a missing file, a file that is not UTF-8 text and malformed JSON are errors naming the file and line."""
 from __future__ import annotations
 
 import json
@@ -13,10 +14,23 @@ def require(path: Path, what: str) -> Path:
     return path
 
 
-def read_json(path: Path, what: str):
-    require(path, what)
+def read_text(path: Path, what: str) -> str:
+    """The file as text, newlines untranslated (csv needs them as they are). Official annotation
+    files are ASCII; UTF-8 (with or without a byte-order mark) is accepted, anything else is refused
+    at the line of its first bad byte rather than guessed at."""
+    data = require(path, what).read_bytes()
     try:
-        return json.loads(path.read_text())
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise AnnotationError(f"{path}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start}); "
+                              f"save the file as UTF-8 (or restore the official one)") from None
+
+
+def read_json(path: Path, what: str):
+    text = read_text(path, what)
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise AnnotationError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
 
@@ -34,5 +48,4 @@ def json_list(path: Path, what: str, keys: tuple[str, ...]) -> list[dict]:
 
 def lines(path: Path, what: str) -> list[tuple[int, str]]:
     """Non-empty lines of a text file with their 1-based numbers."""
-    require(path, what)
-    return [(n, line.strip()) for n, line in enumerate(path.read_text().splitlines(), 1) if line.strip()]
+    return [(n, line.strip()) for n, line in enumerate(read_text(path, what).splitlines(), 1) if line.strip()]
