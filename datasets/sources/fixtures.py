@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from core.config import load_scale
-from core.io import write_json, write_text
+from core.io import write_bytes, write_json, write_text
 from datasets.sources import fixtures_extra
 from datasets.sources.official import k400_video_name
 from datasets.sources.synthetic import render_world_video, write_video
@@ -145,7 +145,7 @@ def _bad_kinetics_files(root: Path, rows: list, cfg: dict, rng: np.random.Genera
         if kind == "truncated":
             _video(path, 0, cfg["num_classes"], cfg, seed=7)
             data = path.read_bytes()
-            path.write_bytes(data[: len(data) // 3])
+            write_bytes(path, data[: len(data) // 3])
         elif kind == "too_short":
             _video(path, 0, cfg["num_classes"], cfg, seed=8, num_frames=3)
         bad.append({"kind": kind, "path": str(path.relative_to(root))})

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from core.io import atomic_path, write_text
+from core.io import atomic_path, write_bytes, write_text
 from datasets.sources.parsers.ava import AVA_60_CLASS_IDS, KEYFRAME_OFFSET
 from datasets.sources.synthetic import class_patterns, render_frames, write_video
 from datasets.transcodes.transcode import transcode
@@ -69,8 +69,7 @@ def _bad_videos(root: Path, rel: dict[str, str], cfg: dict, seed: int) -> None:
     full = root / rel["truncated"]
     _write(full, _frames(0, 1, cfg, seed + 1), cfg["fps"])
     data = full.read_bytes()
-    with atomic_path(full) as tmp:
-        tmp.write_bytes(data[: len(data) // 2])
+    write_bytes(full, data[: len(data) // 2])
 
 
 def _json(path: Path, obj) -> None:
@@ -122,9 +121,7 @@ def make_ssv1(root: Path, cfg: dict, seed: int, bad: bool) -> dict:
         (root / "20bn-something-something-v1" / empty).mkdir(parents=True, exist_ok=True)
         src = root / "20bn-something-something-v1" / "1"
         for t in (1, 2, 4):
-            dst = root / "20bn-something-something-v1" / gap / f"{t:05d}.jpg"
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            dst.write_bytes((src / f"{t:05d}.jpg").read_bytes())
+            write_bytes(root / "20bn-something-something-v1" / gap / f"{t:05d}.jpg", (src / f"{t:05d}.jpg").read_bytes())
     write_text(root / "something-something-v1-labels.csv", "".join(f"{c}\n" for c in names))
     for split, rows in lists.items():
         write_text(root / f"something-something-v1-{split}.csv", "".join(f"{r}\n" for r in rows))
