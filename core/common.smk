@@ -1,10 +1,13 @@
 # The one common include, read first by the Snakefile: the interpreter, the scale profile, the
 # result paths and the dataset roots. Every other rule file relies only on what is defined here,
 # never on another rule file's globals or on include order.
+import os as _os
 import sys as _sys
 
 from core.config import load_scale
-from datasets.sources.registry import DATASETS
+from datasets.sources.fingerprint import refresh as _refresh_fingerprint
+from datasets.sources.layout import check_root as _check_dataset_root
+from datasets.sources.registry import dataset_info
 
 SCALE = str(config.get("scale", "smoke"))
 PROFILE = load_scale(SCALE)
@@ -14,12 +17,17 @@ DATA_ROOT = config.get("data_root") or None
 PY = f"PYTHONPATH={workflow.basedir} {_sys.executable}"
 
 
+FIXTURES = PROFILE.get("data_source") == "fixtures"
+# Per dataset folder: the marker rule `fixture` writes when it has generated a fixture dataset, and
+# the fingerprint of the folder's files that manifests depend on (datasets/sources/fingerprint.py).
+FIXTURE_MARKER = RESULTS + "/data/{directory}/.fixture.json"
+SOURCE_FINGERPRINT = RESULTS + "/sources/{directory}.json"
+
+
 def dataset_root(dataset):
     """Folder holding `dataset` in its official layout."""
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(sorted(DATASETS))}")
-    directory = DATASETS[dataset].directory
-    if PROFILE.get("data_source") == "fixtures":
+    directory = dataset_info(dataset).directory
+    if FIXTURES:
         return f"{RESULTS}/data/{directory}"
     if not DATA_ROOT:
         raise ValueError(
@@ -28,16 +36,36 @@ def dataset_root(dataset):
     return f"{DATA_ROOT}/{directory}"
 
 
+_FINGERPRINTED = set()  # dataset folders whose fingerprint this DAG build has refreshed
+
+
+def _refresh_fingerprint_once(directory, root):
+    if directory not in _FINGERPRINTED:
+        _refresh_fingerprint(SOURCE_FINGERPRINT.format(directory=directory), root)
+        _FINGERPRINTED.add(directory)
+
+
 def dataset_source(dataset):
-    """The fixture marker a manifest depends on at smoke scale; nothing at full scale."""
-    if PROFILE.get("data_source") != "fixtures":
-        return []
-    return f"{RESULTS}/data/{DATASETS[dataset].directory}/.fixture.json"
+    """What a manifest depends on: the fingerprint of its dataset folder, refreshed here once per
+    DAG build, so that an added, removed, touched or edited video or annotation file re-runs
+    preparation and everything after it; at smoke scale also the fixture marker. At full scale the
+    data root must hold the dataset's layout (datasets/sources/layout.py) before any job runs."""
+    directory = dataset_info(dataset).directory
+    root = dataset_root(dataset)
+    fingerprint = SOURCE_FINGERPRINT.format(directory=directory)
+    if FIXTURES:
+        marker = FIXTURE_MARKER.format(directory=directory)
+        if _os.path.exists(marker):  # else rule `fixture` runs and writes both
+            _refresh_fingerprint_once(directory, root)
+        return [marker, fingerprint]
+    _check_dataset_root(dataset, root)
+    _refresh_fingerprint_once(directory, root)
+    return fingerprint
 
 
 def motion_cache_dir(kind, dataset):
     """Motion caches are per video, shared by every manifest of the same videos (k400, k400_mini)."""
-    return f"{RESULTS}/motion/{kind}/{DATASETS[dataset].directory}"
+    return f"{RESULTS}/motion/{kind}/{dataset_info(dataset).directory}"
 
 
 def input_cache(kind, dataset):

@@ -2,7 +2,7 @@
 # the UCF101 low-shot subsets (datasets/manifests/lowshot.py): the manifests of the parsed datasets come from
 # rule `manifest` of datasets/rules.smk (one code path); AVA's boxes, K400 val and low-shot here.
 # Fixtures (smoke) come from rule `fixture` (datasets.sources.fixtures, formats in datasets/sources/fixtures_extra.py).
-# Included by the Snakefile; dataset_root() and dataset_source() are defined in rules.smk.
+# Included by the Snakefile; dataset_root() and dataset_source() are defined in core/common.smk.
 
 
 

@@ -18,7 +18,7 @@ def tvl1_short_side(dataset):
     folder because the TV-L1 cache is shared by the manifests of one folder (k400, k400_mini)."""
     side = _MOTION_INPUTS["tvl1_short_side"]
     if isinstance(side, dict):
-        side = side.get(DATASETS[dataset].directory, side["default"])
+        side = side.get(dataset_info(dataset).directory, side["default"])
     return int(side)
 
 

@@ -1,11 +1,17 @@
 # Dataset preparation: fixture generation (smoke) or the real data root (full) -> manifests.
+# A manifest depends on the fingerprint of its dataset folder (dataset_source in core/common.smk), so
+# a changed video or annotation file re-runs it.
 # Included by the Snakefile after core/common.smk (SCALE, PROFILE, RESULTS, PY, dataset_root, ...).
 from datasets.sources.fixtures import FIXTURE_DIRECTORIES
 
 
+# The fingerprint is taken once the data is written, so the next DAG build finds it unchanged
+# (dataset_source in core/common.smk) and does not re-run preparation. The marker is a hidden file,
+# not part of it: Snakemake touches outputs after the job.
 rule fixture:
     output:
-        f"{RESULTS}/data/{{directory}}/.fixture.json",
+        marker=FIXTURE_MARKER,
+        fingerprint=SOURCE_FINGERPRINT,
     wildcard_constraints:
         directory="|".join(FIXTURE_DIRECTORIES),
     params:
@@ -13,8 +19,9 @@ rule fixture:
     log:
         f"{RESULTS}/logs/fixture_{{directory}}.log",
     shell:
-        "{PY} -m datasets.sources.fixtures --dataset {params.key} --root {RESULTS}/data/{wildcards.directory} "
-        "--scale {SCALE} --done {output} 2> {log}"
+        "({PY} -m datasets.sources.fixtures --dataset {params.key} --root {RESULTS}/data/{wildcards.directory} "
+        "--scale {SCALE} --done {output.marker} && "
+        "{PY} -m datasets.sources.fingerprint --root {RESULTS}/data/{wildcards.directory} --out {output.fingerprint}) 2> {log}"
 
 
 rule manifest:

@@ -37,6 +37,7 @@ from core.config import load_scale
 from core.errors import SuiteError
 from core.io import write_csv
 from datasets.clips.decode import count_frames, frame_timing, video_info
+from datasets.sources.layout import check_root
 from datasets.sources.official import Entry, parse_hmdb51, parse_kinetics400, parse_ucf101
 from datasets.sources.parsers import FRAME_FOLDERS, PARSERS
 
@@ -185,9 +186,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--quarantine", required=True, type=Path)
     args = parser.parse_args(argv)
-    if not args.root.is_dir():
-        parser.error(f"dataset root {args.root} does not exist (at full scale pass --config data_root=DIR)")
     try:
+        check_root(args.dataset, args.root)
         manifest, quarantine = prepare(args.dataset, args.root, load_scale(args.scale))
     except SuiteError as exc:
         sys.exit(f"error: {exc}")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class DatasetInfo:
@@ -24,6 +26,14 @@ def register(info: DatasetInfo) -> None:
     if info.id in DATASETS:
         raise ValueError(f"dataset id {info.id!r} registered twice")
     DATASETS[info.id] = info
+
+
+def dataset_info(dataset: str) -> DatasetInfo:
+    """The registered dataset `dataset`; an unknown id (a typo in a target path, say) is one line
+    naming it and the known ids."""
+    if dataset not in DATASETS:
+        raise ConfigError(f"unknown dataset {dataset!r} (datasets/sources/registry.py); known: {', '.join(sorted(DATASETS))}")
+    return DATASETS[dataset]
 
 
 for _split in (1, 2, 3):
