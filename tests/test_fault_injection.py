@@ -348,3 +348,222 @@ def test_the_workflow_profile_prints_a_failing_jobs_log(tmp_path):
     assert "the-reason-it-failed" in with_profile.stdout
     without = snakemake(tmp_path, "--cores", "1", "out.txt")
     assert without.returncode != 0 and "the-reason-it-failed" not in without.stdout
+
+
+# ---- dataset preparation and the DAG
+# (imports of this section kept here, so that it can be appended to and edited on its own)
+
+import contextlib
+
+from core.errors import AnnotationError, MissingInputError
+from datasets.manifests.manifest import main as manifest_main
+from datasets.sources import fixtures_extra
+from datasets.sources.fingerprint import refresh, source_fingerprint
+from datasets.sources.fixtures import make_kinetics400
+from datasets.sources.layout import check_root
+from datasets.sources.official import parse_kinetics400, parse_ucf101
+from datasets.sources.parsers.diving48 import parse_diving48
+from datasets.sources.registry import dataset_info
+
+TINY_FIXTURE = {"frames": 20, "height": 24, "width": 32, "fps": 10, "num_classes": 2}
+LOWSHOT = "results/smoke/manifests/ucf101_lowshot_1.csv"  # the UCF101 split-1 manifest and a subset of it
+UCF101_FIXTURE = "results/smoke/data/UCF101"
+UCF101_FINGERPRINT = "results/smoke/sources/UCF101.json"
+
+
+def _later_mtime(path: Path) -> None:
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+
+
+def _cut_in_half(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _drop_last_line(path: Path) -> None:
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:-1]))
+
+
+# change of a dataset folder -> the files of the UCF101 fixture whose first it changes (every kind of
+# change is held against the fingerprint itself below; these run Snakemake, a few seconds each)
+SOURCE_CHANGES = {
+    "touched video": (_later_mtime, "UCF-101/*/*.avi"),
+    "removed video": (Path.unlink, "UCF-101/*/*.avi"),
+    "edited annotation file": (_drop_last_line, "ucfTrainTestlist/testlist01.txt"),
+}
+
+
+@contextlib.contextmanager
+def restored_afterwards(*paths: Path):
+    """Puts the files back as they were (bytes and mtime) when the block ends."""
+    saved = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in paths}
+    try:
+        yield
+    finally:
+        for path, (data, mtime) in saved.items():
+            path.write_bytes(data)
+            os.utime(path, ns=(mtime, mtime))
+
+
+@pytest.fixture
+def small_dataset(tmp_path):
+    """A dataset folder: two videos, an annotation file and a hidden marker."""
+    root = tmp_path / "data"
+    (root / "videos").mkdir(parents=True)
+    for name in ("a.avi", "b.avi"):
+        (root / "videos" / name).write_bytes(b"video " + name.encode())
+    (root / "labels.txt").write_text("a 1\nb 2\n")
+    (root / ".fixture.json").write_text("{}")
+    return root
+
+
+@pytest.mark.parametrize("change", [
+    lambda root: _later_mtime(root / "videos/a.avi"),
+    lambda root: _cut_in_half(root / "videos/a.avi"),
+    lambda root: (root / "videos/a.avi").unlink(),
+    lambda root: (root / "videos/c.avi").write_bytes(b"new"),
+    lambda root: _drop_last_line(root / "labels.txt"),
+], ids=["touched", "truncated", "removed", "added", "annotation edited"])
+def test_the_source_fingerprint_sees_every_change_of_the_files(small_dataset, change):
+    before = source_fingerprint(small_dataset)
+    assert source_fingerprint(small_dataset) == before
+    change(small_dataset)
+    assert source_fingerprint(small_dataset) != before
+
+
+def test_hidden_files_are_not_in_the_source_fingerprint(small_dataset):
+    """Snakemake touches the fixture marker after the fixture job; temporary files come and go."""
+    before = source_fingerprint(small_dataset)
+    _later_mtime(small_dataset / ".fixture.json")
+    (small_dataset / "videos" / ".a.avi.x1y2.tmp").write_bytes(b"half")
+    assert source_fingerprint(small_dataset) == before
+
+
+def test_refresh_rewrites_the_fingerprint_only_when_it_changed(small_dataset, tmp_path):
+    path = tmp_path / "sources" / "data.json"
+    assert refresh(path, small_dataset)
+    written = path.stat().st_mtime_ns
+    assert not refresh(path, small_dataset) and path.stat().st_mtime_ns == written
+    _cut_in_half(small_dataset / "videos/b.avi")
+    assert refresh(path, small_dataset) and json.loads(path.read_text()) == source_fingerprint(small_dataset)
+
+
+@pytest.fixture(scope="module")
+def prepared_copy(tmp_path_factory):
+    """A repository copy in which the UCF101 fixture, its split-1 manifest and a low-shot subset
+    were made by a real smoke run."""
+    work = repository_copy(tmp_path_factory.mktemp("repo"))
+    proc = snakemake(work, LOWSHOT, "--cores", "2", "--quiet", "rules")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert (work / UCF101_FINGERPRINT).exists()
+    return work
+
+
+def test_a_second_invocation_plans_no_preparation(prepared_copy):
+    """The fixture rule writes the fingerprint after the data; the next DAG build finds it unchanged."""
+    proc = snakemake(prepared_copy, "-n", "--nolock", LOWSHOT)
+    assert proc.returncode == 0 and "Nothing to be done" in proc.stdout, proc.stdout[-3000:]
+
+
+@pytest.mark.parametrize("change", SOURCE_CHANGES, ids=list(SOURCE_CHANGES))
+def test_a_changed_video_or_annotation_file_plans_preparation_again(prepared_copy, change):
+    alter, pattern = SOURCE_CHANGES[change]
+    victim = sorted((prepared_copy / UCF101_FIXTURE).glob(pattern))[0]
+    with restored_afterwards(victim, prepared_copy / UCF101_FINGERPRINT):
+        alter(victim)
+        proc = snakemake(prepared_copy, "-n", "--nolock", LOWSHOT)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert job_counts(proc.stdout) == {"manifest": 1, "ucf101_lowshot": 1}, proc.stdout[-3000:]
+    assert f"Updated input files: {UCF101_FINGERPRINT}" in proc.stdout
+
+
+def test_a_full_scale_dry_run_names_the_dataset_folder_it_looked_for(prepared_copy):
+    proc = snakemake(prepared_copy, "-n", "--nolock", "tables/maclr_table1.md", "--config", "scale=full",
+                     "data_root=/nonexistent")
+    assert proc.returncode != 0
+    assert "no folder /nonexistent/" in proc.stdout and "looked for it in the official layout" in proc.stdout
+    assert "data_root=DIR" not in proc.stdout  # it was given
+    without = snakemake(prepared_copy, "-n", "--nolock", "results/full/manifests/ucf101_split1.csv", "--config", "scale=full")
+    assert without.returncode != 0 and "pass --config data_root=DIR" in without.stdout
+
+
+@pytest.mark.parametrize("dataset, absent, named", [
+    ("ucf101_split1", "ucfTrainTestlist/trainlist01.txt", "ucfTrainTestlist/trainlist01.txt"),
+    ("hmdb51_split2", "testTrainMulti_7030_splits/brush_hair_test_split2.txt", "*_test_split2.txt"),
+    ("k400_mini", "annotations/validate.csv", "annotations/validate.csv"),
+])
+def test_an_incomplete_dataset_root_names_what_it_lacks(tmp_path, dataset, absent, named):
+    """A subset (k400_mini) needs its parent's layout."""
+    root = tmp_path / dataset_info(dataset).directory
+    for rel in ("UCF-101/", "ucfTrainTestlist/classInd.txt", "ucfTrainTestlist/trainlist01.txt",
+                "ucfTrainTestlist/testlist01.txt", "testTrainMulti_7030_splits/brush_hair_test_split2.txt",
+                "annotations/train.csv", "annotations/validate.csv", "train/", "val/"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        if rel.endswith("/"):
+            (root / rel).mkdir(exist_ok=True)
+        elif rel != absent:
+            (root / rel).touch()
+    with pytest.raises(MissingInputError, match="lacks") as err:
+        check_root(dataset, root)
+    assert str(err.value).startswith(f"dataset {dataset!r}: {root} lacks") and named in str(err.value)
+
+
+def test_an_unknown_evaluation_dataset_is_one_line_naming_the_known_ones(prepared_copy):
+    proc = snakemake(prepared_copy, "-n", "--nolock", "results/smoke/eval/maclr/maclr/k400/linear/bogus.json")
+    assert proc.returncode != 0 and "KeyError" not in proc.stdout
+    line = next(line for line in proc.stdout.splitlines() if "unknown dataset 'bogus'" in line)
+    assert "known: " in line and "ucf101_split1" in line and "hmdb51_split1" in line
+
+
+def _ucf101_lists(root: Path, trainlist: bytes, class_index: bytes = b"1 Archery\n") -> Path:
+    lists = root / "ucfTrainTestlist"
+    lists.mkdir(parents=True)
+    (root / "UCF-101").mkdir()
+    (lists / "classInd.txt").write_bytes(class_index)
+    (lists / "trainlist01.txt").write_bytes(trainlist)
+    (lists / "testlist01.txt").write_bytes(b"")
+    return lists
+
+
+@pytest.mark.parametrize("trainlist, class_index, at, reason", [
+    (b"Archery/v_Archery_g08_c01.avi 1\nArchery/v_Archery_g08_c02.avi one\n", b"1 Archery\n",
+     "trainlist01.txt:2", "class label 'one' is not an integer"),
+    (b"Archery/v_Archery_g08_c01.avi 1\n", b"1 Archery\n2 Caf\xe9\n", "classInd.txt:2", "not UTF-8 text"),
+], ids=["non-integer label", "not UTF-8"])
+def test_a_bad_annotation_file_is_an_error_naming_file_and_line(tmp_path, capsys, trainlist, class_index, at, reason):
+    _ucf101_lists(tmp_path / "UCF101", trainlist, class_index)
+    with pytest.raises(AnnotationError, match=reason) as err:
+        parse_ucf101(tmp_path / "UCF101", 1)
+    assert at in str(err.value)
+    argv = ["--dataset", "ucf101_split1", "--root", str(tmp_path / "UCF101"), "--scale", "smoke",
+            "--out", str(tmp_path / "m.csv"), "--quarantine", str(tmp_path / "q.csv")]
+    with pytest.raises(SystemExit) as exit_:
+        manifest_main(argv)
+    message = str(exit_.value.code)
+    assert message.startswith("error: ") and "\n" not in message and at in message and reason in message
+    assert not (tmp_path / "m.csv").exists()
+
+
+def test_every_parser_refuses_a_file_that_is_not_utf8(tmp_path):
+    """Kinetics-400's CSV and the JSON of the parsers of datasets/sources/parsers/ are read alike."""
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "train.csv").write_bytes(b"label,youtube_id,time_start,time_end,split\nd\xe9but,x,0,10,train\n")
+    with pytest.raises(AnnotationError, match=r"train\.csv:2: not UTF-8 text"):
+        parse_kinetics400(tmp_path)
+    (tmp_path / "Diving48_vocab.json").write_bytes(b'[["Back", "15som"],\n ["\xff"]]')
+    with pytest.raises(AnnotationError, match=r"Diving48_vocab\.json:2: not UTF-8 text"):
+        parse_diving48(tmp_path)
+
+
+def test_fixture_files_are_written_through_temporary_files(tmp_path, monkeypatch):
+    """Every file of a fixture, bad files included, goes through core.io (a temporary file renamed
+    into place), so an interrupted fixture job never leaves half a file that looks whole."""
+    direct = []
+    for method in ("write_bytes", "write_text"):
+        def write_and_note(self, data, *args, _write=getattr(Path, method), **kwargs):
+            if not self.name.endswith(".tmp"):
+                direct.append(self)
+            return _write(self, data, *args, **kwargs)
+        monkeypatch.setattr(Path, method, write_and_note)
+    make_kinetics400(tmp_path / "Kinetics400", {**TINY_FIXTURE, "train_per_class": 1, "val_per_class": 1, "bad_files": True}, seed=0)
+    fixtures_extra.make("ssv1", tmp_path / "SomethingSomethingV1", {**TINY_FIXTURE, "videos_per_class": 1}, seed=0)
+    assert not direct
