@@ -12,6 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, workflow.basedir)
 
+from core.failed_logs import show_failed_logs
+
 configfile: "config/config.yaml"
 
 wildcard_constraints:
@@ -39,3 +41,8 @@ def _rule_files():
 
 for _rules in _rule_files():
     include: str(_rules)
+
+
+onerror:
+    # Every rule sends stderr to its log: show the failing jobs' logs, where the clear message is.
+    show_failed_logs(log)

@@ -336,18 +336,27 @@ def test_an_atomic_write_reaches_the_disk_before_its_name(tmp_path, monkeypatch)
 # --------------------------------------------------------------------------- 6. a failing job's log on the terminal
 
 
-def test_the_workflow_profile_prints_a_failing_jobs_log(tmp_path):
-    """config/profiles/default sets show-failed-logs: a job that fails with its stderr in its log
-    shows that log on the terminal (without the profile, only the log's path is printed)."""
-    (tmp_path / "Snakefile").write_text(
-        'rule fails:\n    output: "out.txt"\n    log: "fails.log"\n'
-        '    shell: "(printf \'the-%s-it-failed\' reason >&2; exit 3) 2> {log}"\n')  # the command lacks the message
-    profile = REPO / "config" / "profiles" / "default"
-    with_profile = snakemake(tmp_path, "--cores", "1", "--workflow-profile", str(profile), "out.txt")
-    assert with_profile.returncode != 0
-    assert "the-reason-it-failed" in with_profile.stdout
-    without = snakemake(tmp_path, "--cores", "1", "out.txt")
+def test_a_failing_jobs_log_reaches_the_terminal(tmp_path):
+    """Every rule sends its stderr to its log; the Snakefile's onerror handler (core.failed_logs)
+    prints the failing job's log, so a plain `snakemake ...` shows the message. The workflow profile
+    config/profiles/default (show-failed-logs) does the same for those who pass it."""
+    rule = ('rule fails:\n    output: "out.txt"\n    log: "fails.log"\n'
+            '    shell: "(printf \'the-%s-it-failed\' reason >&2; exit 3) 2> {log}"\n')  # the command lacks the message
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "Snakefile").write_text(rule)
+    without = snakemake(bare, "--cores", "1", "out.txt")
     assert without.returncode != 0 and "the-reason-it-failed" not in without.stdout
+    profile = REPO / "config" / "profiles" / "default"
+    with_profile = snakemake(bare, "--cores", "1", "--workflow-profile", str(profile), "out.txt")
+    assert with_profile.returncode != 0 and "the-reason-it-failed" in with_profile.stdout
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "Snakefile").write_text(f"import sys\nsys.path.insert(0, {str(REPO)!r})\n"
+                                     "from core.failed_logs import show_failed_logs\n\n" + rule
+                                     + "\n\nonerror:\n    show_failed_logs(log)\n")
+    handled = snakemake(suite, "--cores", "1", "out.txt")
+    assert handled.returncode != 0 and "the-reason-it-failed" in handled.stdout and "fails.log" in handled.stdout
 
 
 # ---- dataset preparation and the DAG
