@@ -2,7 +2,6 @@
 a toy task, the non-finite stop, resume that is bit-identical after a kill, resume state tied to
 its inputs, and a new method folder that needs no other file."""
 import json
-import os
 import re
 import shutil
 import signal
@@ -22,6 +21,7 @@ from methods.training.engine import RunSettings, fit
 from methods.training.method import Stage, TrainingTask
 from methods.training.optim import build_optimizer, learning_rate
 from methods.training.registry import method_class, method_names
+from tests.conftest import assert_same_weights, pretrain_command, run_env, weights
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -166,35 +166,6 @@ def test_contrastive_parts_on_one_process():
 
 
 # ---------------------------------------------------------------- MaCLR pretraining, killed and resumed
-def pretrain_command(base, root, out, manifest=None):
-    return [sys.executable, "-m", "methods.training.pretrain", "--method", "maclr", "--variant", "maclr", "--pretrain", "k400",
-            "--scale", "smoke", "--manifest", str(manifest or base / "k400.csv"), "--root", str(root),
-            "--input", f"edge={base / 'edge'}", "--out", str(out), "--threads", "1"]
-
-
-def run_env():
-    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-
-
-def weights(path):
-    return torch.load(path, weights_only=True)["model"]
-
-
-def assert_same_weights(a, b):
-    assert a.keys() == b.keys()
-    different = [k for k in a if not torch.equal(a[k], b[k])]
-    assert not different, different[:5]
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(tiny_k400, tmp_path_factory):
-    """The smoke K400 pretraining (6 epochs of 2 steps) run without interruption."""
-    base, root = tiny_k400
-    out = tmp_path_factory.mktemp("uninterrupted")
-    subprocess.run(pretrain_command(base, root, out), cwd=ROOT, env=run_env(), check=True, capture_output=True)
-    return out
-
-
 def test_killed_pretraining_resumes_to_identical_weights(tiny_k400, uninterrupted, tmp_path):
     base, root = tiny_k400
     out = tmp_path / "killed"
@@ -217,39 +188,6 @@ def test_killed_pretraining_resumes_to_identical_weights(tiny_k400, uninterrupte
     log, reference = pd.read_csv(out / "log.csv"), pd.read_csv(uninterrupted / "log.csv")
     assert log["step"].tolist() == list(range(12))  # the killed epoch's rows are not repeated
     assert log["loss"].tolist() == reference["loss"].tolist()
-
-
-def test_a_changed_manifest_sets_the_resume_state_aside_and_trains_afresh(tiny_k400, uninterrupted, tmp_path):
-    """One video fewer in the training manifest after a finished pretraining: the re-run does not
-    resume the old state (kept, renamed, named in the log); it trains from scratch on the new
-    manifest and ends with different weights."""
-    base, root = tiny_k400
-    out = tmp_path / "rerun"
-    shutil.copytree(uninterrupted, out)
-    manifest = pd.read_csv(base / "k400.csv")
-    smaller = tmp_path / "k400.csv"
-    manifest.drop(index=manifest.index[manifest["split"] == "train"][0]).to_csv(smaller, index=False)
-    rerun = subprocess.run(pretrain_command(base, root, out, smaller), cwd=ROOT, env=run_env(), check=True,
-                           capture_output=True, text=True)
-    assert "not resuming" in rerun.stderr and "manifest differs" in rerun.stderr and "last.stale-1.pt" in rerun.stderr
-    assert (out / "last.stale-1.pt").exists()
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["resumed_from_epoch"] == 0 and summary["videos"] == len(manifest[manifest["split"] == "train"]) - 1
-    assert summary["steps"] == 6 * (15 // 8)
-    old, new = weights(uninterrupted / "last.pt"), weights(out / "last.pt")
-    assert any(not torch.equal(old[k], new[k]) for k in old)
-
-
-def test_a_finished_run_is_not_resumed_when_its_job_runs_again(tiny_k400, uninterrupted, tmp_path):
-    """Snakemake re-runs a finished job only when its checkpoint must be remade (--forcerun, a
-    deleted checkpoint): the re-run starts clean, and with the same inputs ends where the first did."""
-    base, root = tiny_k400
-    out = tmp_path / "forced"
-    shutil.copytree(uninterrupted, out)
-    rerun = subprocess.run(pretrain_command(base, root, out), cwd=ROOT, env=run_env(), check=True, capture_output=True, text=True)
-    assert "finished run" in rerun.stderr and (out / "last.stale-1.pt").exists()
-    assert json.loads((out / "summary.json").read_text())["resumed_from_epoch"] == 0
-    assert_same_weights(weights(out / "last.pt"), weights(uninterrupted / "last.pt"))
 
 
 def test_an_unreadable_resume_state_is_set_aside(tmp_path, capfd):

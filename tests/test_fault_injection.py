@@ -3,6 +3,7 @@ turns into a wrong table or a raw traceback.
 
 Snakemake runs here are dry runs, or a tiny failing workflow, in temporary copies of the
 repository, so results/ and tables/ of the working tree are never touched."""
+import contextlib
 import json
 import os
 import shutil
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -19,12 +21,21 @@ import core.io
 import protocols
 import tables.render
 from core.config import load_scale
-from core.errors import CheckpointError, ConfigError, MetricsError, SuiteError
+from core.errors import AnnotationError, CheckpointError, ConfigError, MetricsError, MissingInputError, SuiteError
+from datasets.manifests.manifest import main as manifest_main
+from datasets.sources import fixtures_extra
+from datasets.sources.fingerprint import refresh, source_fingerprint
+from datasets.sources.fixtures import make_kinetics400
+from datasets.sources.layout import check_root
+from datasets.sources.official import parse_kinetics400, parse_ucf101
+from datasets.sources.parsers.diving48 import parse_diving48
+from datasets.sources.registry import dataset_info
 from protocols.cli import protocol_main
 from tables.metrics import PROTOCOL_METRICS, read_metrics
 from tables.render import main as render_main, render
 from tables.runs import COMPUTE_CSV, has_compute_cells, metrics_files, runnable_cells
 from tables.schema import SpecError, load_spec
+from tests.conftest import assert_same_weights, pretrain_command, run_env, weights
 from tests.test_dag import job_counts
 from tests.test_render import metrics_json
 
@@ -360,19 +371,6 @@ def test_a_failing_jobs_log_reaches_the_terminal(tmp_path):
 
 
 # ---- dataset preparation and the DAG
-# (imports of this section kept here, so that it can be appended to and edited on its own)
-
-import contextlib
-
-from core.errors import AnnotationError, MissingInputError
-from datasets.manifests.manifest import main as manifest_main
-from datasets.sources import fixtures_extra
-from datasets.sources.fingerprint import refresh, source_fingerprint
-from datasets.sources.fixtures import make_kinetics400
-from datasets.sources.layout import check_root
-from datasets.sources.official import parse_kinetics400, parse_ucf101
-from datasets.sources.parsers.diving48 import parse_diving48
-from datasets.sources.registry import dataset_info
 
 TINY_FIXTURE = {"frames": 20, "height": 24, "width": 32, "fps": 10, "num_classes": 2}
 LOWSHOT = "results/smoke/manifests/ucf101_lowshot_1.csv"  # the UCF101 split-1 manifest and a subset of it
@@ -576,3 +574,37 @@ def test_fixture_files_are_written_through_temporary_files(tmp_path, monkeypatch
     make_kinetics400(tmp_path / "Kinetics400", {**TINY_FIXTURE, "train_per_class": 1, "val_per_class": 1, "bad_files": True}, seed=0)
     fixtures_extra.make("ssv1", tmp_path / "SomethingSomethingV1", {**TINY_FIXTURE, "videos_per_class": 1}, seed=0)
     assert not direct
+
+
+# ---- resume state tied to its inputs (the engine's last.pt; see also tests/test_engine.py)
+def test_a_changed_manifest_sets_the_resume_state_aside_and_trains_afresh(tiny_k400, uninterrupted, tmp_path):
+    """One video fewer in the training manifest after a finished pretraining: the re-run does not
+    resume the old state (kept, renamed, named in the log); it trains from scratch on the new
+    manifest and ends with different weights."""
+    base, root = tiny_k400
+    out = tmp_path / "rerun"
+    shutil.copytree(uninterrupted, out)
+    manifest = pd.read_csv(base / "k400.csv")
+    smaller = tmp_path / "k400.csv"
+    manifest.drop(index=manifest.index[manifest["split"] == "train"][0]).to_csv(smaller, index=False)
+    rerun = subprocess.run(pretrain_command(base, root, out, smaller), cwd=REPO, env=run_env(), check=True,
+                           capture_output=True, text=True)
+    assert "not resuming" in rerun.stderr and "manifest differs" in rerun.stderr and "last.stale-1.pt" in rerun.stderr
+    assert (out / "last.stale-1.pt").exists()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed_from_epoch"] == 0 and summary["videos"] == len(manifest[manifest["split"] == "train"]) - 1
+    assert summary["steps"] == 6 * (15 // 8)
+    old, new = weights(uninterrupted / "last.pt"), weights(out / "last.pt")
+    assert any(not torch.equal(old[k], new[k]) for k in old)
+
+
+def test_a_finished_run_is_not_resumed_when_its_job_runs_again(tiny_k400, uninterrupted, tmp_path):
+    """Snakemake re-runs a finished job only when its checkpoint must be remade (--forcerun, a
+    deleted checkpoint): the re-run starts clean, and with the same inputs ends where the first did."""
+    base, root = tiny_k400
+    out = tmp_path / "forced"
+    shutil.copytree(uninterrupted, out)
+    rerun = subprocess.run(pretrain_command(base, root, out), cwd=REPO, env=run_env(), check=True, capture_output=True, text=True)
+    assert "finished run" in rerun.stderr and (out / "last.stale-1.pt").exists()
+    assert json.loads((out / "summary.json").read_text())["resumed_from_epoch"] == 0
+    assert_same_weights(weights(out / "last.pt"), weights(uninterrupted / "last.pt"))
