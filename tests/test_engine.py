@@ -246,3 +246,39 @@ def test_the_method_registry_lists_method_folders_only():
     assert method_class("maclr").name == "maclr"
     with pytest.raises(ConfigError, match="unknown method"):
         method_class("nonexistent")
+
+
+# ---------------------------------------------------------------- shuffled BN across two processes
+def _shuffled_forward_worker(rank: int, world: int, port: int, results) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    torch.manual_seed(0)  # the same permutation draw on every rank; rank 0's is broadcast anyway
+    x = torch.arange(4.0).view(4, 1) + 10 * rank  # rank 0: 0..3, rank 1: 10..13
+    identity = shuffled_forward(lambda clips: dict(clips), {"x": x})["x"]
+    centred = shuffled_forward(lambda clips: {"x": clips["x"] - clips["x"].mean()}, {"x": x})["x"]
+    results[rank] = (identity, centred)
+    dist.destroy_process_group()
+
+
+def test_shuffled_bn_returns_each_key_to_its_query_but_normalises_over_another_batch():
+    """MoCo's shuffling BN on two gloo processes: an identity key encoder gives every process its
+    own keys back in order; an encoder that centres over its batch (what BN does) sees a batch mixed
+    across processes, so the keys differ from centring the local batch."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    results = mp.Manager().dict()
+    mp.spawn(_shuffled_forward_worker, args=(2, port, results), nprocs=2, join=True)
+    for rank in (0, 1):
+        x = torch.arange(4.0).view(4, 1) + 10 * rank
+        identity, centred = results[rank]
+        assert torch.equal(identity, x)
+        assert not torch.allclose(centred, x - x.mean())
+    # Every key was centred within one of the two shuffled batches, whose means add up to the global mean.
+    both = torch.cat([results[0][1], results[1][1]])
+    assert torch.allclose(both.sum(), torch.tensor(0.0))
