@@ -1,5 +1,6 @@
 """Fixtures shared by the test modules."""
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -53,3 +54,17 @@ def uninterrupted(tiny_k400, tmp_path_factory):
     out = tmp_path_factory.mktemp("uninterrupted")
     subprocess.run(pretrain_command(base, root, out), cwd=ROOT, env=run_env(), check=True, capture_output=True)
     return out
+
+
+def repository_copy(dest: Path) -> Path:
+    """The files git would commit (tracked, and untracked but not ignored) copied to `dest`."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs a git checkout to list the repository's files")
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, check=True).stdout.decode()
+    for rel in filter(None, listed.split("\0")):
+        src = ROOT / rel
+        if src.is_file() and not rel.startswith("results/"):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    return dest

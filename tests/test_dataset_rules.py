@@ -4,7 +4,6 @@ fixture -> manifest (SSv2, UCF101 split 1, AVA val) -> AVA boxes, UCF101 1 % low
 SSv2 mpeg4_gop12 transcode -> compressed-domain motion cache."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import pandas as pd
 import pytest
 
 from datasets.sources.fixtures_extra import BAD
+from tests.conftest import repository_copy
 
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = [
@@ -25,15 +25,7 @@ TARGETS = [
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    if shutil.which("git") is None or not (REPO / ".git").exists():
-        pytest.skip("needs a git checkout to list the tracked files")
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
-    work = tmp_path_factory.mktemp("repo")
-    for rel in filter(None, files.decode().split("\0")):
-        src = REPO / rel
-        if src.is_file() and not rel.startswith("results/"):
-            (work / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, work / rel)
+    work = repository_copy(tmp_path_factory.mktemp("repo"))
     proc = subprocess.run([sys.executable, "-m", "snakemake", *TARGETS, "--cores", "2", "--quiet"],
                           cwd=work, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -3,7 +3,6 @@ a toy task, the non-finite stop, resume that is bit-identical after a kill, resu
 its inputs, and a new method folder that needs no other file."""
 import json
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from methods.training.engine import RunSettings, fit
 from methods.training.method import Stage, TrainingTask
 from methods.training.optim import build_optimizer, learning_rate
 from methods.training.registry import method_class, method_names
-from tests.conftest import assert_same_weights, pretrain_command, run_env, weights
+from tests.conftest import assert_same_weights, pretrain_command, repository_copy, run_env, weights
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -224,13 +223,7 @@ METHOD = Toy
 
 
 def test_a_new_method_folder_gets_the_pretraining_rule_with_no_other_file_touched(tmp_path):
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.split()
-    copy = tmp_path / "repo"
-    for name in listed:
-        if (ROOT / name).is_file():
-            (copy / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, copy / name)
+    copy = repository_copy(tmp_path / "repo")
     (copy / "methods" / "toy").mkdir()
     (copy / "methods" / "toy" / "config.yaml").write_text(TOY_CONFIG)
     (copy / "methods" / "toy" / "__init__.py").write_text(TOY_METHOD)

@@ -35,7 +35,7 @@ from tables.metrics import PROTOCOL_METRICS, read_metrics
 from tables.render import main as render_main, render
 from tables.runs import COMPUTE_CSV, has_compute_cells, metrics_files, runnable_cells
 from tables.schema import SpecError, load_spec
-from tests.conftest import assert_same_weights, pretrain_command, run_env, weights
+from tests.conftest import assert_same_weights, pretrain_command, repository_copy, run_env, weights
 from tests.test_dag import job_counts
 from tests.test_render import metrics_json
 
@@ -44,20 +44,6 @@ TABLE1 = REPO / "tables" / "specs" / "maclr_table1.yaml"
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def repository_copy(dest: Path) -> Path:
-    """The files git would commit (tracked, and untracked but not ignored) copied to `dest`."""
-    if shutil.which("git") is None or not (REPO / ".git").exists():
-        pytest.skip("needs a git checkout to list the repository's files")
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                            capture_output=True, check=True).stdout.decode()
-    for rel in filter(None, listed.split("\0")):
-        src = REPO / rel
-        if src.is_file() and not rel.startswith("results/"):
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    return dest
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
