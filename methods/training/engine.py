@@ -77,6 +77,10 @@ class RunSettings:
             raise ConfigError(f"batch_norm must be one of {', '.join(BATCH_NORM_MODES)}, got {settings.batch_norm!r}")
         return settings
 
+    def optimizer_config(self, name: str) -> dict:
+        """The `optimizer:` section with optimizer `name`'s overrides from `optimizers:`."""
+        return {**self.optimizer, **self.optimizers.get(name, {})}
+
 
 @dataclass
 class Distributed:
@@ -195,10 +199,7 @@ def fit(task: TrainingTask, dataset: Dataset, settings: RunSettings, out: Path |
         task = torch.nn.SyncBatchNorm.convert_sync_batchnorm(task)
     if settings.drop_last and len(dataset) < settings.batch_size:
         raise SuiteError(f"{len(dataset)} training samples, fewer than one batch of {settings.batch_size}")
-    per_process = len(dataset) // procs.world if settings.drop_last else math.ceil(len(dataset) / procs.world)
-    steps_per_epoch = per_process // batch if settings.drop_last else math.ceil(per_process / batch)
-    if settings.max_steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, settings.max_steps_per_epoch)
+    steps_per_epoch = epoch_steps(len(dataset), batch, procs.world, settings)
     total_steps = settings.epochs * steps_per_epoch
     stages = task.stages(settings.epochs)
     if sum(int(s.epochs) for s in stages) != settings.epochs:
@@ -207,35 +208,21 @@ def fit(task: TrainingTask, dataset: Dataset, settings: RunSettings, out: Path |
 
     out = Path(out) if out is not None else None
     last_path = out / "last.pt" if out is not None else None
-    start_epoch, resumed = 0, None
-    if last_path is not None and last_path.exists():
-        try:
-            resumed = torch_load(last_path)  # on the CPU: RNG states must stay there; weights are copied over
-            reason = stale_reason(resumed, fingerprint or {}, settings.epochs)
-        except SuiteError as exc:  # truncated or corrupt: keep it for inspection, never resume it
-            reason = f"it cannot be read ({exc})"
-        if reason:
-            if procs.world > 1:
-                dist.barrier()  # every process has read it before rank 0 renames it
-            if procs.main:
-                set_aside(last_path, reason)
-            resumed = None
-        else:
-            task.load_state_dict(resumed["model"])
-            start_epoch = int(resumed["epoch"])
-            if procs.main:
-                print(f"resuming {out} from epoch {start_epoch} of {settings.epochs}", file=sys.stderr)
+    resumed = read_resume_state(last_path, fingerprint, settings.epochs, procs) if last_path is not None else None
+    if resumed is not None:
+        task.load_state_dict(resumed["model"])
+    start_epoch = int(resumed["epoch"]) if resumed is not None else 0
     log = StepLog(out / "log.csv" if out is not None and procs.main else None, start_epoch)
 
-    stage_index, optimizers, runner, epoch_seconds, clips, loop_seconds = None, {}, task, [], 0, 0.0
+    stage_index, optimizers, runner, epoch_seconds, clips = None, {}, task, [], 0
     for epoch in range(start_epoch, settings.epochs):
         index, stage = stage_at(stages, epoch)
         if index != stage_index:  # a new stage: its trainable parameters, fresh optimizers
             stage_index = index
             enter_stage(task, stage, trainable_by_default)
-            groups = task.optimizer_groups()
-            optimizers = {name: build_optimizer(params, {**settings.optimizer, **settings.optimizers.get(name, {})})
-                          for name, params in groups.items()}
+            optimizers = {name: build_optimizer(params, settings.optimizer_config(name))
+                          for name, params in task.optimizer_groups().items()}
+            clipped = [p for o in optimizers.values() for g in o.param_groups for p in g["params"]]
             runner = task
             if procs.world > 1:
                 runner = torch.nn.parallel.DistributedDataParallel(task, device_ids=[device.index] if device.type == "cuda" else None)
@@ -244,17 +231,7 @@ def fit(task: TrainingTask, dataset: Dataset, settings: RunSettings, out: Path |
                 optimizer.load_state_dict(resumed["optimizers"][name])
             set_rng_state(resumed["rng"])
             resumed = None
-        if hasattr(dataset, "set_epoch"):
-            dataset.set_epoch(epoch)
-        if procs.world > 1:
-            sampler = DistributedSampler(dataset, seed=settings.seed, drop_last=settings.drop_last)
-            sampler.set_epoch(epoch)
-        else:  # the data order is a function of (seed, epoch), so a resumed epoch draws the same one
-            sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(settings.seed * 1000 + epoch))
-        loader = DataLoader(dataset, batch_size=batch, sampler=sampler, drop_last=settings.drop_last,
-                            num_workers=settings.num_workers,
-                            multiprocessing_context="spawn" if settings.num_workers and settings.spawn_workers else None,
-                            pin_memory=device.type == "cuda")
+        sampler, loader = epoch_loader(dataset, settings, epoch, batch, procs, device)
         set_train_mode(task, stage)
         started = time.perf_counter()
         bar = tqdm(loader, total=steps_per_epoch, unit="step", disable=not procs.main,
@@ -263,35 +240,17 @@ def fit(task: TrainingTask, dataset: Dataset, settings: RunSettings, out: Path |
             if i >= steps_per_epoch:
                 break
             step = epoch * steps_per_epoch + i
-            lrs = {}
+            lrs = {name: learning_rate(settings.optimizer_config(name), step, steps_per_epoch, total_steps) for name in optimizers}
             for name, optimizer in optimizers.items():
-                lrs[name] = learning_rate({**settings.optimizer, **settings.optimizers.get(name, {})}, step, steps_per_epoch, total_steps)
                 set_learning_rate(optimizer, lrs[name])
             sample = to_device(sample, device)
-            autocast = torch.autocast("cuda", dtype=torch.bfloat16) if settings.bf16 and device.type == "cuda" else nullcontext()
-            with autocast:
-                terms = runner(sample)
-                loss = task.total_loss(terms)
-            if not torch.isfinite(loss):
-                values = ", ".join(f"{n} = {t.item():.6g}" for n, t in terms.items())
-                raise SuiteError(f"non-finite loss at epoch {epoch} step {i} (global step {step}): {values}")
-            for optimizer in optimizers.values():
-                optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if settings.grad_clip_norm:
-                params = [p for o in optimizers.values() for g in o.param_groups for p in g["params"]]
-                torch.nn.utils.clip_grad_norm_(params, settings.grad_clip_norm)
-            for optimizer in optimizers.values():
-                optimizer.step()
-            task.after_step(sample)
+            loss, terms = train_step(runner, task, sample, optimizers, clipped, settings, device, f"epoch {epoch} step {i} (global step {step})")
             clips += len(next(v for v in sample.values() if torch.is_tensor(v))) * procs.world
             lr_columns = {"lr": lrs["main"]} if list(lrs) == ["main"] else {f"lr_{n}": v for n, v in lrs.items()}
-            log.append({"epoch": epoch, "step": step, **lr_columns, "loss": loss.item(),
+            log.append({"epoch": epoch, "step": step, **lr_columns, "loss": loss,
                         **{f"loss_{n}": t.item() for n, t in terms.items()}, **task.step_log(sample)})
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        elapsed = time.perf_counter() - started
-        epoch_seconds.append(elapsed)
-        loop_seconds += elapsed
+            bar.set_postfix(loss=f"{loss:.3f}")
+        epoch_seconds.append(time.perf_counter() - started)
         finished = epoch + 1 == settings.epochs
         if last_path is not None and procs.main and ((epoch + 1) % settings.checkpoint_every_epochs == 0 or finished):
             torch_save(last_path, {
@@ -301,21 +260,98 @@ def fit(task: TrainingTask, dataset: Dataset, settings: RunSettings, out: Path |
             })
 
     frame = log.frame()
-    summary = {
-        "epochs": settings.epochs, "steps": len(frame), "steps_per_epoch": steps_per_epoch,
-        "batch_size": settings.batch_size, "world_size": procs.world, "resumed_from_epoch": start_epoch,
-        "seconds": loop_seconds, "seconds_per_epoch": epoch_seconds,
-        "clips_per_second": clips / loop_seconds if loop_seconds else None,
-        "peak_memory_mb": peak_memory_mb(device), "device": str(device), "bf16": settings.bf16 and device.type == "cuda",
-        "final_loss": float(frame["loss"].tail(max(1, steps_per_epoch)).mean()) if len(frame) else None,
-        "samples": len(dataset), "seed": settings.seed, "fingerprint": dict(fingerprint or {}),
-    }
-    extra = [c for c in frame.columns if c not in ("epoch", "step", "loss") and not c.startswith(("loss_", "lr"))]
-    summary.update({c: float(frame[c].sum()) for c in extra})
+    summary = run_summary(frame, settings, steps_per_epoch, epoch_seconds, clips, start_epoch, len(dataset), procs, fingerprint)
     if out is not None and procs.main:
         save_curve(frame, out / "curve.png", settings.title)
         write_json(out / "summary.json", summary)
     return summary
+
+
+def run_summary(frame: pd.DataFrame, settings: RunSettings, steps_per_epoch: int, epoch_seconds: list[float], clips: int,
+                start_epoch: int, samples: int, procs: Distributed, fingerprint: dict | None) -> dict:
+    """summary.json: sizes, speed (clips/s, seconds per epoch), peak memory, the final loss, and the
+    sum of each extra per-step column (e.g. MaCLR's threshold fallbacks)."""
+    seconds = sum(epoch_seconds)
+    summary = {
+        "epochs": settings.epochs, "steps": len(frame), "steps_per_epoch": steps_per_epoch,
+        "batch_size": settings.batch_size, "world_size": procs.world, "resumed_from_epoch": start_epoch,
+        "seconds": seconds, "seconds_per_epoch": epoch_seconds,
+        "clips_per_second": clips / seconds if seconds else None,
+        "peak_memory_mb": peak_memory_mb(procs.device), "device": str(procs.device),
+        "bf16": settings.bf16 and procs.device.type == "cuda",
+        "final_loss": float(frame["loss"].tail(max(1, steps_per_epoch)).mean()) if len(frame) else None,
+        "samples": samples, "seed": settings.seed, "fingerprint": dict(fingerprint or {}),
+    }
+    extra = [c for c in frame.columns if c not in ("epoch", "step", "loss") and not c.startswith(("loss_", "lr"))]
+    summary.update({c: float(frame[c].sum()) for c in extra})
+    return summary
+
+
+def epoch_steps(samples: int, batch: int, world: int, settings: RunSettings) -> int:
+    """Optimisation steps per epoch for a per-process batch, capped by `max_steps_per_epoch`."""
+    per_process = samples // world if settings.drop_last else math.ceil(samples / world)
+    steps = per_process // batch if settings.drop_last else math.ceil(per_process / batch)
+    return min(steps, settings.max_steps_per_epoch) if settings.max_steps_per_epoch else steps
+
+
+def read_resume_state(last_path: Path, fingerprint: dict | None, epochs: int, procs: Distributed) -> dict | None:
+    """`last.pt` when it may be resumed; otherwise it is set aside (methods.training.resume) and None."""
+    if not last_path.exists():
+        return None
+    try:
+        state = torch_load(last_path)  # on the CPU: RNG states must stay there; weights are copied over
+        reason = stale_reason(state, fingerprint or {}, epochs)
+    except SuiteError as exc:  # truncated or corrupt: keep it for inspection, never resume it
+        reason = f"it cannot be read ({exc})"
+    if reason:
+        if procs.world > 1:
+            dist.barrier()  # every process has read it before rank 0 renames it
+        if procs.main:
+            set_aside(last_path, reason)
+        return None
+    if procs.main:
+        print(f"resuming {last_path.parent} from epoch {int(state['epoch'])} of {epochs}", file=sys.stderr)
+    return state
+
+
+def epoch_loader(dataset: Dataset, settings: RunSettings, epoch: int, batch: int, procs: Distributed,
+                 device: torch.device) -> tuple:
+    """(sampler, loader) of one epoch: the data order is a function of (seed, epoch), so a resumed
+    epoch draws the same one."""
+    if hasattr(dataset, "set_epoch"):
+        dataset.set_epoch(epoch)
+    if procs.world > 1:
+        sampler = DistributedSampler(dataset, seed=settings.seed, drop_last=settings.drop_last)
+        sampler.set_epoch(epoch)
+    else:
+        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(settings.seed * 1000 + epoch))
+    loader = DataLoader(dataset, batch_size=batch, sampler=sampler, drop_last=settings.drop_last,
+                        num_workers=settings.num_workers,
+                        multiprocessing_context="spawn" if settings.num_workers and settings.spawn_workers else None,
+                        pin_memory=device.type == "cuda")
+    return sampler, loader
+
+
+def train_step(runner, task: TrainingTask, sample: dict, optimizers: dict, clipped: list, settings: RunSettings,
+               device: torch.device, where: str) -> tuple[float, dict]:
+    """One optimisation step: forward (bf16 autocast on CUDA when asked), the non-finite check,
+    backward, clipping, every optimizer's step and the task's after-step work."""
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if settings.bf16 and device.type == "cuda" else nullcontext()
+    with autocast:
+        terms = runner(sample)
+        loss = task.total_loss(terms)
+    if not torch.isfinite(loss):
+        values = ", ".join(f"{n} = {t.item():.6g}" for n, t in terms.items())
+        raise SuiteError(f"non-finite loss at {where}: {values}")
+    for optimizer in optimizers.values():
+        optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if settings.grad_clip_norm:
+        torch.nn.utils.clip_grad_norm_(clipped, settings.grad_clip_norm)
+    for optimizer in optimizers.values():
+        optimizer.step()
+    task.after_step(sample)
+    return loss.item(), terms
 
 
 def save_curve(log: pd.DataFrame, path: Path, title: str) -> None:
