@@ -10,5 +10,6 @@ PROTOCOLS = {
     "retrieval": "protocols.retrieval",
     "finetune": "protocols.finetune",
     "lowshot": "protocols.finetune",
+    "svm": "protocols.svm",
 }
 IMPLEMENTED = frozenset(PROTOCOLS)

@@ -1,5 +1,5 @@
 """Frozen-feature extraction shared by the protocols that train nothing on the backbone (linear,
-retrieval; SVM and kNN to come): a checkpoint's transfer encoder (CONTRIBUTING.md, "Checkpoints")
+retrieval, SVM): a checkpoint's transfer encoder (CONTRIBUTING.md, "Checkpoints")
 in eval mode, fed training clips (random position, crop and flip, seeded per video) or the
 temporal x spatial test views of each video.
 """
@@ -30,13 +30,16 @@ class FrozenEncoder:
         if self.input["modality"] == "motion" and motion_cache is None:
             raise SuiteError("this checkpoint's encoder reads motion inputs: pass --motion-cache")
 
-    def spec(self, test: bool, temporal_views: int, spatial_views: int, test_crop_size: int | None = None) -> ClipSpec:
+    def spec(self, test: bool, temporal_views: int, spatial_views: int, test_crop_size: int | None = None,
+             test_short_side: int | None = None) -> ClipSpec:
         c = self.input["clip"]
         crop, short = int(c["crop_size"]), int(c["short_side"])
         if test and self.input["modality"] == "rgb":
             # Test views: the short side is resized to the test crop and 3 crops tile the long
-            # side (PySlowFast's multi-view test). Motion is cut from its cache as cached.
-            crop = short = int(test_crop_size or crop)
+            # side (PySlowFast's multi-view test), or to `test_short_side` before the crops (MCL
+            # §4.2: short edge 256, centre crop 224). Motion is cut from its cache as cached.
+            crop = int(test_crop_size or crop)
+            short = int(test_short_side or crop)
         return ClipSpec(int(c["num_frames"]), int(c["stride"]), crop, short, temporal_views, spatial_views)
 
     def reader(self, spec: ClipSpec) -> ClipReader | MotionClipReader:
@@ -55,7 +58,7 @@ def extract(encoder: FrozenEncoder, videos: pd.DataFrame, test: bool, cfg: dict,
     """Features (videos, views, D) and labels (videos,): the `temporal_views` x `spatial_views`
     test views of each video, or `train_clips_per_video` random clips drawn with seed (seed, video)."""
     views = (int(cfg["temporal_views"]), int(cfg["spatial_views"])) if test else (1, 1)
-    spec = encoder.spec(test, *views, cfg.get("test_crop_size"))
+    spec = encoder.spec(test, *views, cfg.get("test_crop_size"), cfg.get("test_short_side"))
     reader = encoder.reader(spec)
     features = []
     for n, row in enumerate(tqdm(list(videos.itertuples()), desc="test views" if test else "train clips", unit="video")):

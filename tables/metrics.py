@@ -37,6 +37,7 @@ _FINETUNE = ProtocolMetrics(
     reports=_ACCURACY + ("top1_ep<k>", "top5_ep<k>", "macro_recall_at_<k>"))
 PROTOCOL_METRICS: dict[str, ProtocolMetrics] = {
     "linear": ProtocolMetrics(writes=_ACCURACY, required=_ACCURACY, reports=_ACCURACY),
+    "svm": ProtocolMetrics(writes=_ACCURACY, required=_ACCURACY, reports=_ACCURACY),  # MCL §4.2 linear SVM
     "finetune": _FINETUNE,
     "lowshot": _FINETUNE,
     # CMD Table 5 (its two networks) and Table 7 (R@1 after <k> pretraining epochs)

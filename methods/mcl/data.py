@@ -1,0 +1,99 @@
+"""MCL pretraining samples: two RGB tubelets of one video (the query and its positive key) planned
+by the motion-focused augmentation (§3.2, `methods.mcl.sampling`), and the query's ST-motion
+cut to the same frames and crop (the target of the motion alignment loss, §3.3).
+
+- `q`, `k`: (3, T, crop, crop) clips with the §3.2 appearance augmentations; TA (temporal
+  sampling) and SA (spatial cropping) are the config's `augmentation.temporal` / `.spatial`.
+- `motion`: (T, S, S) ST-motion of the query clip, average-pooled to S = `mal.motion_map_size`
+  (the model pools it again to the feature map's exact size); only when L_MAL is on.
+- `video_index`: so the queue never offers a query its own video as a negative.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from datasets.clips.reader import ClipReader, clip_spec
+from datasets.clips.sampling import ClipPlan, plan_train_clip
+from datasets.motion.cache import cache_path
+from methods.mcl.sampling import plan_motion_focused_clip, resize_map
+
+
+def uses_motion(cfg: dict) -> bool:
+    """Whether a variant reads the TV-L1 motion cache: for TA, SA or L_MAL."""
+    aug = cfg["augmentation"]
+    return bool(aug["temporal"] or aug["spatial"] or cfg["mal"]["terms"])
+
+
+class MotionMaps:
+    """ST-motion (N, H, W) of the videos in a `datasets.motion.tvl1` cache; keeps the last video,
+    since a sample cuts two clips of one video."""
+
+    def __init__(self, cache_dir: str | Path):
+        self.cache_dir, self._video_id, self._motion = Path(cache_dir), None, None
+
+    def __call__(self, video_id) -> np.ndarray:
+        if self._video_id != video_id:
+            with np.load(cache_path(self.cache_dir, video_id)) as data:
+                self._motion, self._video_id = data["motion"], video_id
+        return self._motion
+
+
+def clip_motion(motion: np.ndarray, plan: ClipPlan, frame_hw: tuple[int, int], crop: int, size: int) -> torch.Tensor:
+    """The ST-motion under a planned clip: its frames, resized as the RGB frames are, cropped and
+    flipped as the clip is, then average-pooled to size x size, (T, size, size) float32."""
+    top, left = plan.crop
+    frames = np.stack([resize_map(motion[i], *frame_hw)[top : top + crop, left : left + crop] for i in plan.indices])
+    maps = torch.from_numpy(frames)
+    if plan.flip:
+        maps = maps.flip(-1)
+    return F.adaptive_avg_pool2d(maps, size)
+
+
+class MCLPretrainData(Dataset):
+    def __init__(self, manifest: pd.DataFrame, root: str | Path, motion_cache: str | Path | None, cfg: dict, seed: int,
+                 video_dir: str | Path | None = None):
+        self.videos = manifest.reset_index(drop=True)
+        self.cfg, self.seed, self.epoch = cfg, seed, 0
+        self.spec = clip_spec(cfg)
+        self.reader = ClipReader(root, self.spec, cfg["normalize_mean"], cfg["normalize_std"], video_dir=video_dir,
+                                 decoder=cfg["decoder"], augment=cfg["augment"])
+        self.motion = MotionMaps(motion_cache) if uses_motion(cfg) else None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def _plan(self, row, motion: np.ndarray | None, rng: np.random.Generator, start_of: ClipPlan | None = None) -> ClipPlan:
+        aug = self.cfg["augmentation"]
+        if motion is None:
+            plan = plan_train_clip(int(row.num_frames), self.reader.frame_hw(row), self.spec, rng)
+        else:
+            plan = plan_motion_focused_clip(motion, self.spec, rng, temporal=bool(aug["temporal"]), spatial=bool(aug["spatial"]))
+        if start_of is not None:  # `key_clip: same_frames`: the query's frames, a crop and flip of its own
+            plan = ClipPlan(start_of.indices, plan.crop, plan.flip)
+        return plan
+
+    def __getitem__(self, index: int) -> dict:
+        row = self.videos.iloc[index]
+        # One generator per (seed, epoch, video): runs are reproducible and resumable per epoch.
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        torch.manual_seed(int(rng.integers(2**31)))
+        motion = None
+        if self.motion is not None:
+            motion = self.motion(row.video_id)
+            motion = motion[: min(len(motion), int(row.num_frames))]  # frames with both RGB and motion
+        query = self._plan(row, motion, rng)
+        key = self._plan(row, motion, rng, query if self.cfg["key_clip"] == "same_frames" else None)
+        sample = {"q": self.reader(row, query), "k": self.reader(row, key), "video_index": torch.tensor(index)}
+        if self.cfg["mal"]["terms"]:
+            sample["motion"] = clip_motion(motion, query, self.reader.frame_hw(row), self.spec.crop_size,
+                                           int(self.cfg["mal"]["motion_map_size"]))
+        return sample
