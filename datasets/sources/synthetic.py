@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from core.io import atomic_path
+from datasets.transcodes.transcode import FF_QP2LAMBDA
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,9 @@ def _draw(background: np.ndarray, objects: list[tuple[np.ndarray, np.ndarray]], 
 
 CONTAINER_CODECS = {
     # container suffix -> (PyAV codec, pixel format, options)
-    ".avi": ("mpeg4", "yuv420p", {"qscale": "2"}),  # MPEG-4 Part 2, as UCF101 / HMDB51 ship
+    # MPEG-4 Part 2, as UCF101 / HMDB51 ship, at constant quantiser 2 (ffmpeg's -q:v 2; a bare
+    # "qscale" option is ignored, and the default rate control blurs the frames more and more).
+    ".avi": ("mpeg4", "yuv420p", {"flags": "+qscale", "global_quality": str(2 * FF_QP2LAMBDA)}),
     # H.264, as Kinetics ships. Lossless (qp 0): x264's bitstream is not always identical from
     # run to run, but lossless frames decode to the same pixels, so smoke results reproduce.
     ".mp4": ("libx264", "yuv420p", {"qp": "0", "preset": "veryfast", "x264-params": "threads=1:lookahead-threads=1"}),
@@ -220,11 +223,20 @@ def trajectory_path(trajectory: Trajectory, t: np.ndarray, start: np.ndarray, ph
 
 
 def render_shortcut_frames(trajectory: Trajectory, num_frames: int, height: int, width: int, seed: int,
-                           num_objects: int = 2) -> np.ndarray:
+                           num_objects: int = 3) -> np.ndarray:
     """Frames (num_frames, height, width, 3) uint8 of the shortcut world: `num_objects` textured
     boxes moving by `trajectory` over a static background. Per video, at random: the background's
-    texture scale and colour cast, each object's texture, size, start and phase, one still
-    stretch (a quarter of the frames), and a left-right mirror."""
+    colour and texture scale, each object's texture, start and phase, one still stretch (a quarter
+    of the frames), and a left-right mirror.
+
+    The background is a low-contrast texture around one random colour and the objects are
+    high-contrast textures a third of the short side wide, so that the motion is visible to a
+    small network at a few dozen pixels; appearance still identifies the video (its colour, its
+    textures) and says nothing about the class. Objects have one size in every video: a size
+    drawn per video would be a cue that RGB and motion inputs share (a flow-edge map shows the
+    object's outline) and that says nothing about the class. Three objects, so that a training
+    crop (about half the frame) nearly always shows one: with one object, half of the crops show
+    no motion at all."""
     rng = np.random.default_rng(seed)
     still_length = num_frames // 4
     still_start = int(rng.integers(0, num_frames - still_length + 1))
@@ -232,12 +244,13 @@ def render_shortcut_frames(trajectory: Trajectory, num_frames: int, height: int,
     moving[still_start : still_start + still_length] = 0.0
     t = np.concatenate([[0.0], np.cumsum(moving[1:])])
     short = min(height, width)
-    cast = rng.uniform(0.4, 1.0, size=3)  # the video's colour cast
-    background = _smooth_texture(rng, height, width, cell=int(rng.integers(max(3, short // 10), max(4, short // 3)))) * cast
+    colour = rng.uniform(40, 215, size=3)
+    texture = _smooth_texture(rng, height, width, cell=int(rng.integers(max(3, short // 10), max(4, short // 3))))
+    background = np.clip(colour + 0.3 * (texture - 128), 0, 255)
     objects = []
     for _ in range(num_objects):
-        size = int(rng.integers(max(5, short // 6), max(6, short // 3)))
-        texture = _smooth_texture(rng, size, size, cell=max(2, size // 3))
+        size = max(5, short // 3)
+        texture = np.clip(1.5 * (_smooth_texture(rng, size, size, cell=max(2, size // 4)) - 128) + 128, 0, 255)
         start = rng.uniform(0, 1, size=2) * np.array([height, width])
         objects.append((texture, trajectory_path(trajectory, t, start, float(rng.random()))))
     frames = _draw(background, objects, num_frames)
