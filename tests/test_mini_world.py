@@ -82,12 +82,16 @@ def test_ordering_verdicts():
 
 def test_orderings_report_from_metrics_files(tmp_path):
     """The report reads each seed's metrics file and nothing else; rows of methods that do not
-    exist yet say `not built`."""
-    top1 = {"maclr": lambda s: 60.0 + s, "v_only": lambda s: 40.0 + s, "flow": lambda s: 50.0 + 2 * s,
-            "diff": lambda s: 50.0, "random_init": lambda s: 10.0}
-    for variant, value in top1.items():
+    exist yet (CMD, HCML, Controllable Augmentations) say `not built`, and the rows of the built
+    methods (MaCLR, MCL) need every seed's metrics file of both sides."""
+    top1 = {("maclr", "maclr"): lambda s: 60.0 + s, ("maclr", "v_only"): lambda s: 40.0 + s,
+            ("maclr", "flow"): lambda s: 50.0 + 2 * s, ("maclr", "diff"): lambda s: 50.0,
+            ("maclr", "random_init"): lambda s: 10.0,
+            ("mcl", "ta_sa_mal"): lambda s: 30.0 + s, ("mcl", "ta_sa"): lambda s: 20.0,
+            ("mcl", "baseline"): lambda s: 22.0 - s, ("mcl", "random_init"): lambda s: 4.0 + 9 * s}
+    for (method, variant), value in top1.items():
         for seed in (0, 1, 2):
-            write_json(tmp_path / f"eval/maclr/{variant}/k400_mini/seed{seed}/linear/ucf101_split1.json",
+            write_json(tmp_path / f"eval/{method}/{variant}/k400_mini/seed{seed}/linear/ucf101_split1.json",
                        {"top1": value(seed), "top5": 90.0, "num_test_videos": 210, "num_train_videos": 420, "num_classes": 10,
                         "views": "4x1", "scale": "mini", "protocol": "linear", "seed": seed})
     main(["--scale", "mini", "--results", str(tmp_path), "--out", str(tmp_path / "orderings")])
@@ -95,6 +99,10 @@ def test_orderings_report_from_metrics_files(tmp_path):
     assert "| MaCLR | Table 1a | MaCLR > V-only | 61.0 ± 1.0 | 41.0 ± 1.0 | +20.0 | 0.0 | 3 | holds |" in text
     assert "| MaCLR | Table 1b | Edge > Flow | 61.0 ± 1.0 | 52.0 ± 2.0 | +9.0 | 1.0 | 3 | holds |" in text
     assert "| MaCLR | Table 1b | Flow > Diff | 52.0 ± 2.0 | 50.0 ± 0.0 | +2.0 | 2.0 | 3 | not resolved |" in text
-    assert "| MCL | Table 1 | TA+SA+L_MAL > TA+SA | not built | not built |" in text
+    assert "| MCL | Table 1 | TA+SA+L_MAL > TA+SA | 31.0 ± 1.0 | 20.0 ± 0.0 | +11.0 | 1.0 | 3 | holds |" in text
+    assert "| MCL | Table 1 | TA+SA > baseline | 20.0 ± 0.0 | 21.0 ± 1.0 | -1.0 | 1.0 | 3 | not resolved |" in text
+    assert "| CMD | Table 4 | I-frames + motion vectors > I-frames only | not built | not built |" in text
     assert "MaCLR > random init | 61.0 ± 1.0 | 10.0 ± 0.0 | +51.0 | 1.0 | 3 | passes |" in text
+    # 18 points over random init, but the per-seed differences (26, 18, 10) spread by 8: fewer than 3 spreads
+    assert "MCL > random init | 31.0 ± 1.0 | 13.0 ± 9.0 | +18.0 | 8.0 | 3 | fails |" in text
     assert (tmp_path / "orderings.png").stat().st_size > 0 and (tmp_path / "orderings.csv").exists()
