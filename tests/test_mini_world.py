@@ -106,3 +106,15 @@ def test_orderings_report_from_metrics_files(tmp_path):
     # 18 points over random init, but the per-seed differences (26, 18, 10) spread by 8: fewer than 3 spreads
     assert "MCL > random init | 31.0 ± 1.0 | 13.0 ± 9.0 | +18.0 | 8.0 | 3 | fails |" in text
     assert (tmp_path / "orderings.png").stat().st_size > 0 and (tmp_path / "orderings.csv").exists()
+
+
+def test_supervised_upper_bound_runs_on_the_profile_world(tmp_path):
+    """The benchmark that tells whether a network can learn a world with labels: a few steps of the
+    reference network on a handful of the mini world's videos produce a well-formed report."""
+    from benchmarks.supervised_upper_bound import main as upper_bound
+
+    result = upper_bound(["--scale", "mini", "--backbone", "reference3d", "--steps", "2", "--videos", "40",
+                          "--batch-size", "4", "--out", str(tmp_path / "bound.json")])
+    assert result["train_videos"] == 30 and result["test_videos"] == 10  # every fourth round of 10 classes held out
+    assert 0.0 <= result["test_top1"] <= 100.0 and result["chance"] == 10.0
+    assert (tmp_path / "bound.json").exists()
