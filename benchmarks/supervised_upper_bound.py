@@ -75,6 +75,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--method", default="maclr", help="whose visual backbone and clip to use")
     parser.add_argument("--backbone", help="a registered backbone or reference3d (default: the method's visual backbone)")
     parser.add_argument("--width", type=float, help="width multiplier (default: the method's at this scale)")
+    parser.add_argument("--world", help="fixture world (default: the profile's)")
+    parser.add_argument("--clip", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="clip overrides, e.g. num_frames=16 stride=1 crop_size=64 short_side=72")
+    parser.add_argument("--frame-size", nargs=2, type=int, metavar=("HEIGHT", "WIDTH"), help="rendered frame size (default: the profile's)")
     parser.add_argument("--videos", type=int, default=400)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -86,13 +90,16 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     visual = method_config(args.method, args.scale)["visual"]
-    clip = visual["clip"]
+    clip = {**visual["clip"], **{k: int(v) for k, v in (item.split("=", 1) for item in args.clip)}}
+    fixture = dict(load_scale(args.scale)["fixtures"]["k400"])
+    fixture.update({k: v for k, v in (("world", args.world), ("height", args.frame_size and args.frame_size[0]),
+                                      ("width", args.frame_size and args.frame_size[1])) if v})
     name = args.backbone or visual["backbone"]
     width = args.width if args.width is not None else float(visual["width_multiplier"])
     net = Reference3D() if name == "reference3d" else build_backbone(name, width_multiplier=width)
-    classifier = nn.Linear(net.out_dim, int(load_scale(args.scale)["fixtures"]["k400"]["num_classes"]))
+    classifier = nn.Linear(net.out_dim, int(fixture["num_classes"]))
 
-    frames, labels = render_world(load_scale(args.scale)["fixtures"]["k400"], args.videos, int(clip["short_side"]))
+    frames, labels = render_world(fixture, args.videos, int(clip["short_side"]))
     held_out = (np.arange(args.videos) // classifier.out_features) % 4 == 0  # whole rounds of classes
     train, test = np.flatnonzero(~held_out), np.flatnonzero(held_out)
 
@@ -116,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
         logits = torch.cat([classifier(net(torch.stack([sample_clip(frames[i], clip, None) for i in test[k : k + 64]])))
                             for k in range(0, len(test), 64)])
     result = {
-        "scale": args.scale, "backbone": name, "width_multiplier": width if name != "reference3d" else None,
+        "scale": args.scale, "world": fixture["world"], "frame_size": [fixture["height"], fixture["width"]], "backbone": name, "width_multiplier": width if name != "reference3d" else None,
         "clip": clip, "videos": args.videos, "train_videos": len(train), "test_videos": len(test),
         "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
         "final_train_loss": float(np.mean(losses[-50:])),
