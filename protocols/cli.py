@@ -12,8 +12,8 @@ import torch
 from core.config import load_scale
 from core.errors import CheckpointError, ConfigError, SuiteError
 from core.io import torch_load, write_json
-from core.provenance import file_hash, git_commit
-from tables.metrics import check_metrics
+from core.provenance import device_name, file_hash, git_state, package_versions, video_fingerprint
+from tables.metrics import check_metrics, check_provenance
 
 # What protocols read of a checkpoint (CONTRIBUTING.md, "Checkpoints").
 CHECKPOINT_KEYS = ("encoder", "input", "provenance")
@@ -54,16 +54,41 @@ def protocol_main(protocol: str, evaluate: Evaluate, description: str, headline:
         if protocol not in profile:
             raise ConfigError(f"--scale: profile {args.scale!r} has no `{protocol}:` section")
         checkpoint = load_checkpoint(args.checkpoint)
-        metrics = evaluate(checkpoint, pd.read_csv(args.manifest), args.root, args.motion_cache, profile[protocol], int(profile.get("seed", 0)))
-        metrics.update({"scale": args.scale, "protocol": args.protocol, "checkpoint": str(args.checkpoint), **checkpoint["provenance"],
-                        # what produced this evaluation, beside what produced the checkpoint
-                        "eval_git_commit": git_commit(), "eval_manifest_sha256": file_hash(args.manifest),
-                        "eval_seed": int(profile.get("seed", 0)), "clip": checkpoint["input"].get("clip")})
+        manifest = pd.read_csv(args.manifest)
+        metrics = evaluate(checkpoint, manifest, args.root, args.motion_cache, profile[protocol], int(profile.get("seed", 0)))
+        metrics.update({"scale": args.scale, "protocol": args.protocol, "checkpoint": str(args.checkpoint),
+                        **evaluation_provenance(checkpoint, args.checkpoint, args.manifest, manifest, args.root),
+                        "eval_seed": int(profile.get("seed", 0))})
         check_metrics(metrics, args.protocol, f"{args.out} (not written)", args.scale)  # what a table will accept
+        check_provenance(metrics, f"{args.out} (not written)")
     except SuiteError as exc:
         sys.exit(f"error: {exc}")
     write_json(args.out, metrics)
     print(f"{args.protocol}: {headline} {metrics[headline]:.1f}% on {args.manifest.name} -> {args.out}")
+
+
+def evaluation_provenance(checkpoint: dict, checkpoint_path: Path, manifest_path: Path, manifest: pd.DataFrame,
+                          root: Path) -> dict:
+    """What produced the checkpoint (its `provenance`), and what produced this evaluation: the code,
+    the evaluation data (manifest hash, videos used against those the official annotations list,
+    the data's fingerprint), the packages and the device (tables/metrics.py, PROVENANCE_FIELDS)."""
+    made = dict(checkpoint["provenance"])
+    made.setdefault("initialisation", {"kind": "not recorded"})  # checkpoints written before it was recorded
+    made.setdefault("motion_estimator", made.get("flow_estimator"))
+    code = git_state()
+    quarantine = manifest_path.with_name(manifest_path.stem + ".quarantine.csv")
+    quarantined = pd.read_csv(quarantine) if quarantine.exists() else None
+    present = [(str(r.video_id), (root / str(r.path)).stat().st_size) for r in manifest.itertuples()]
+    if quarantined is not None:  # quarantined videos that are there count as present, as in datasets.fingerprint
+        present += [(str(r.video_id), (root / str(r.path)).stat().st_size) for r in quarantined.itertuples()
+                    if (root / str(r.path)).exists()]
+    return {**made, "checkpoint_sha256": file_hash(checkpoint_path),
+            "eval_git_commit": code["git_commit"], "eval_git_dirty": code["git_dirty"],
+            "eval_manifest_sha256": file_hash(manifest_path), "eval_videos_used": len(manifest),
+            # a subset manifest (low-shot) has no quarantine report of its own: the annotations' count is its parent's
+            "eval_videos_listed": None if quarantined is None else len(manifest) + len(quarantined),
+            "eval_data_fingerprint": video_fingerprint(present), "clip": checkpoint["input"].get("clip"),
+            "packages": package_versions(), "device": device_name()}
 
 
 def load_checkpoint(path: Path) -> dict:

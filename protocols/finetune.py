@@ -106,6 +106,7 @@ def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache:
         "top5": 100.0 * float((top == labels[:, None]).any(1).float().mean()),
         "num_train_videos": len(train), "num_test_videos": len(test), "num_classes": num_classes,
         "views": f"{cfg['temporal_views']}x{cfg['spatial_views']}", "epochs": epochs,
+        "score_averaging": "softmax",
     }
 
 

@@ -102,7 +102,7 @@ def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache:
         "top5": 100.0 * float((top == test_y[:, None]).any(1).float().mean()),
         "num_train_videos": len(train), "num_test_videos": len(test), "num_classes": num_classes,
         "views": f"{cfg['temporal_views']}x{cfg['spatial_views']}",
-        "train_clips_per_video": int(cfg["train_clips_per_video"]),
+        "train_clips_per_video": int(cfg["train_clips_per_video"]), "score_averaging": "softmax",
         "input": checkpoint["input"]["modality"] + ("" if checkpoint["input"]["modality"] == "rgb" else f":{checkpoint['input']['motion_kind']}"),
     }
 

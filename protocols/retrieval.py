@@ -37,7 +37,8 @@ def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache:
     queries, query_labels = extract(encoder, test, True, cfg, seed)
     metrics = recall_at_k(queries.mean(1), query_labels, gallery.mean(1), gallery_labels, [int(k) for k in cfg["ks"]])
     metrics.update({"num_train_videos": len(train), "num_test_videos": len(test),
-                    "views": f"{cfg['temporal_views']}x{cfg['spatial_views']}"})
+                    "views": f"{cfg['temporal_views']}x{cfg['spatial_views']}",
+                    "score_averaging": "features"})  # queries and gallery: the mean clip feature
     return metrics
 
 

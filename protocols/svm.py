@@ -54,7 +54,7 @@ def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache:
         "top1": top1, "top5": top5,
         "num_train_videos": len(train), "num_test_videos": len(test), "num_classes": int(manifest["label"].max()) + 1,
         "views": f"{cfg['temporal_views']}x{cfg['spatial_views']}",
-        "features": "mean of the clip features of each video",
+        "features": "mean of the clip features of each video", "score_averaging": "features",
         # What produced the classifier, so a number can be traced to its solver and settings.
         "classifier": (f"sklearn.svm.LinearSVC(penalty='l2', loss='squared_hinge', dual=False, C={svm.C}, "
                        f"fit_intercept={svm.fit_intercept}, tol={svm.tol}, max_iter={svm.max_iter})"),

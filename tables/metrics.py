@@ -46,6 +46,32 @@ PROTOCOL_METRICS: dict[str, ProtocolMetrics] = {
 }
 
 
+# What every metrics file a protocol writes records about how its number was made (protocols/cli.py):
+# the code (pretraining and evaluation commit, dirty tree), the evaluation data (manifest hash, videos
+# used against those the official annotations list, fingerprint of the videos), the clip, views and
+# how scores of the views are averaged, the initialisation, seeds, scale and motion estimator, the
+# packages and the device.
+PROVENANCE_FIELDS = ("git_commit", "eval_git_commit", "eval_git_dirty", "eval_manifest_sha256", "eval_videos_used",
+                     "eval_videos_listed", "eval_data_fingerprint", "clip", "views", "score_averaging",
+                     "initialisation", "checkpoint_sha256", "seed", "eval_seed", "scale", "motion_estimator",
+                     "packages", "device")
+PACKAGES = ("torch", "torchvision", "av", "dali", "opencv")
+SCORE_AVERAGING = ("softmax", "logits", "features")
+
+
+def check_provenance(data: dict, where: str) -> dict:
+    """`data` if it records every provenance field, else a MetricsError naming the ones missing."""
+    missing = [k for k in PROVENANCE_FIELDS if k not in data]
+    missing += [f"packages.{p}" for p in PACKAGES if p not in (data.get("packages") or {})]
+    if missing:
+        raise MetricsError(f"{where}: missing provenance field(s) {', '.join(missing)}")
+    if data["score_averaging"] not in SCORE_AVERAGING:
+        raise MetricsError(f"{where}: key 'score_averaging' is {data['score_averaging']!r}, not one of {SCORE_AVERAGING}")
+    if not isinstance(data["initialisation"], dict) or "kind" not in data["initialisation"]:
+        raise MetricsError(f"{where}: key 'initialisation' is {data['initialisation']!r}, not {{'kind': ...}}")
+    return data
+
+
 def template_pattern(templates: tuple[str, ...]) -> re.Pattern:
     """A pattern matching the names `templates` describe; a `<...>` part stands for a positive integer."""
     return re.compile("|".join(re.sub(r"<[a-z]+>", r"[1-9]\\d*", re.escape(t)) for t in templates))

@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from core import io
+from core.config import load_scale, method_config
 from core.errors import MetricsError, SuiteError
 from tables.metrics import read_metrics
 from tables.runs import COMPUTE_CSV, ROOT, CellRun, cell_runs, compute_value, has_compute_cells, read_compute_csv
@@ -27,7 +28,9 @@ from tables.schema import Spec, derived_value, load_spec
 FULL_SCALE = "full"
 # Fields of a metrics JSON that say how a run was made; shown in the header when present.
 PROVENANCE_FIELDS = ("flow_estimator", "motion_estimator", "motion", "decoder", "git_commit", "run_id",
-                     "checkpoint", "views")
+                     "checkpoint", "views", "eval_data_fingerprint")
+# The compact provenance of each metrics file, one row of the table's "Runs" section.
+RUN_COLUMNS = ("commit", "data", "clip", "views", "init", "seeds", "packages", "device", "deviations")
 # Compute counts are of the papers' full-size networks at the papers' inputs at every scale, so a
 # compute cell carries the verdict of results/compute/compute.csv (tables/compute.py's tolerance).
 COMPUTE_VERDICTS = {"match": "match", "mismatch": "differs"}
@@ -88,6 +91,7 @@ def render_cells(spec: Spec, scale: str, results: str, root: Path = ROOT) -> tup
     compute = read_compute_csv(root / COMPUTE_CSV) if has_compute_cells(spec) else {}
     provenance: list[dict] = []
     read: dict[str, dict] = {}
+    how: dict[tuple[str, str, str], str] = {}  # cell -> how its run differs from the paper's protocol
     out: list[RenderedCell] = []
     for part in spec.parts:
         reproduced_by_row: dict[str, dict[str, float | None]] = {}
@@ -103,8 +107,10 @@ def render_cells(spec: Spec, scale: str, results: str, root: Path = ROOT) -> tup
                         if path.exists():
                             if run.path not in read:
                                 read[run.path] = data = read_metrics(path, run.protocol, scale)
-                                provenance.append({"file": run.path, **{k: data[k] for k in PROVENANCE_FIELDS if k in data}})
+                                provenance.append({"file": run.path, **{k: data[k] for k in PROVENANCE_FIELDS if k in data},
+                                                   **run_provenance(data), "deviations": "; ".join(deviations(data, run))})
                             value = _metric_value(read[run.path], path, run)
+                            how[(part.id, row.id, col.name)] = "; ".join(deviations(read[run.path], run))
                     elif run.compute_key in compute:
                         entry = compute[run.compute_key]
                         value = compute_value(entry, run.metric, run.compute_key)
@@ -124,9 +130,63 @@ def render_cells(spec: Spec, scale: str, results: str, root: Path = ROOT) -> tup
                 status = compute_status.get((row.id, col.name)) or status_of(kind, value, cell.value, scale,
                                                                             spec.tolerance)
                 delta = None if value is None or cell.value is None else value - cell.value
+                text = _cell_text(cell.value, cell.legibility, value, delta, status)
+                if how.get((part.id, row.id, col.name)) and value is not None:
+                    text += f" [{how[(part.id, row.id, col.name)]}]"
                 out.append(RenderedCell(part.id, row.id, col.name, cell.value, cell.legibility, value, delta,
-                                        status, _cell_text(cell.value, cell.legibility, value, delta, status)))
+                                        status, text))
     return out, provenance
+
+
+def _clip_text(clip: dict) -> str:
+    return f"{clip.get('num_frames')}x{clip.get('stride')}@{clip.get('crop_size')}"
+
+
+def _clips(cfg) -> list[dict]:
+    """Every `clip:` block of a method config."""
+    if not isinstance(cfg, dict):
+        return []
+    return ([cfg["clip"]] if isinstance(cfg.get("clip"), dict) else []) + [
+        c for key, value in cfg.items() if key != "clip" for c in _clips(value)]
+
+
+def deviations(data: dict, run: CellRun) -> list[str]:
+    """How a metrics file's run differs from the paper's stated protocol: its test views against
+    the full-scale profile's (the papers' settings), its clip against every clip of the method's
+    full-scale config, and the evaluation videos used against those the official annotations list."""
+    out = []
+    try:
+        paper = load_scale(FULL_SCALE).get(run.protocol, {})
+        views = f"{paper['temporal_views']}x{paper['spatial_views']}"
+        if data.get("views") != views:
+            out.append(f"views {data.get('views')}, paper {views}")
+        clips = _clips(method_config(run.method, FULL_SCALE, run.variant))
+    except (SuiteError, KeyError, OSError):
+        clips = []
+    clip = data.get("clip")
+    key = ("num_frames", "stride", "crop_size")
+    if isinstance(clip, dict) and clips and not any(all(clip.get(k) == c.get(k) for k in key) for c in clips):
+        out.append(f"clip {_clip_text(clip)}, paper {' or '.join(sorted({_clip_text(c) for c in clips}))}")
+    used, listed = data.get("eval_videos_used"), data.get("eval_videos_listed")
+    if used is not None and listed and used < listed:
+        out.append(f"{used} of {listed} listed videos")
+    return out
+
+
+def run_provenance(data: dict) -> dict:
+    """The compact provenance of a metrics file (RUN_COLUMNS but `deviations`)."""
+    init = data.get("initialisation") or {}
+    packages = data.get("packages") or {}
+    commit = str(data.get("eval_git_commit", data.get("git_commit", "")))[:10]
+    return {"commit": commit + ("+dirty" if data.get("eval_git_dirty") else ""),
+            "data": f"{str(data.get('eval_data_fingerprint', ''))[:12]} "
+                    f"({data.get('eval_videos_used', '?')}/{data.get('eval_videos_listed') or '?'} videos)",
+            "clip": _clip_text(data["clip"]) if isinstance(data.get("clip"), dict) else "",
+            "views": f"{data.get('views', '')} {data.get('score_averaging', '')}".strip(),
+            "init": init.get("kind", "") + (f" {init['sha256'][:12]}" if init.get("sha256") else ""),
+            "seeds": f"{data.get('seed', '')}/{data.get('eval_seed', '')}",
+            "packages": " ".join(f"{k} {v}" for k, v in packages.items() if v),
+            "device": data.get("device", "")}
 
 
 def _cell_text(paper, legibility, reproduced, delta, status) -> str:
@@ -180,11 +240,13 @@ def markdown(spec: Spec, cells: list[RenderedCell], provenance: list[dict], scal
             lines.append("| " + " | ".join(vals) + " |")
         lines.append("")
     if provenance:
-        fields = [k for k in PROVENANCE_FIELDS if any(k in p for p in provenance)]
-        lines += ["## Runs", "", "| " + " | ".join(["metrics file"] + fields) + " |",
-                  "|---|" + "---|" * len(fields)]
+        lines += ["## Runs", "", "Provenance of each metrics file: evaluation commit, data fingerprint (videos used / "
+                  "listed in the official annotations), clip (frames x stride @ crop), test views and score averaging, "
+                  "initialisation, pretraining / evaluation seed, packages, device, and how the run differs from the "
+                  "paper's stated protocol (also shown in brackets in each cell it fills).", "",
+                  "| " + " | ".join(("metrics file",) + RUN_COLUMNS) + " |", "|---|" + "---|" * len(RUN_COLUMNS)]
         for p in provenance:
-            lines.append(f"| `{p['file']}` | " + " | ".join(_md_escape(p.get(k, "")) for k in fields) + " |")
+            lines.append(f"| `{p['file']}` | " + " | ".join(_md_escape(p.get(k, "")) for k in RUN_COLUMNS) + " |")
         lines.append("")
     if not_run:
         lines += ["## Why cells are not run", ""]

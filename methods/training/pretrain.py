@@ -22,7 +22,7 @@ import torch.distributed as dist
 from core.config import load_scale, method_config
 from core.errors import SuiteError
 from core.io import write_json
-from core.provenance import git_commit
+from core.provenance import git_commit, initialisation
 from methods.training.checkpoint import write_transfer_checkpoint
 from methods.training.engine import RunSettings, fit
 from methods.training.method import INPUT_KINDS, DataSources
@@ -30,6 +30,15 @@ from methods.training.registry import method_class, method_dir
 from methods.training.resume import fingerprint, seed_everything
 
 FLOW_INPUTS = {"edge", "flow"}  # inputs computed from optical flow: their estimator is provenance
+# How the other motion inputs are estimated (datasets/motion/).
+MOTION_ESTIMATORS = {"tvl1": "tvl1", "diff": "frame_difference", "compressed": "mpeg4_motion_vectors"}
+
+
+def motion_estimator(inputs: set[str], scale: str) -> str | None:
+    """What computed the run's motion inputs (None for RGB alone)."""
+    names = sorted({load_scale(scale)["motion"]["flow_estimator"] if kind in FLOW_INPUTS else MOTION_ESTIMATORS[kind]
+                    for kind in inputs if kind in FLOW_INPUTS or kind in MOTION_ESTIMATORS})
+    return "+".join(names) or None
 
 
 def pretrain(args: argparse.Namespace) -> dict:
@@ -58,6 +67,7 @@ def pretrain(args: argparse.Namespace) -> dict:
         provenance = {
             "method": args.method, "variant": args.variant, "pretrain": args.pretrain, "scale": args.scale, "seed": seed,
             "flow_estimator": load_scale(args.scale)["motion"]["flow_estimator"] if inputs & FLOW_INPUTS else None,
+            "motion_estimator": motion_estimator(inputs, args.scale), "initialisation": initialisation(cfg, seed),
             "git_commit": git_commit(), "fingerprint": tie, "videos": len(manifest),
         }
         write_transfer_checkpoint(args.out / "checkpoint.pt", task.transfer_encoder(), provenance, cfg)
