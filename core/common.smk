@@ -79,6 +79,24 @@ def input_cache(kind, dataset):
     raise ValueError(f"no cache for input kind {kind!r}")
 
 
+# A job kind the profile's `resources:` does not list takes its `default:` entry, over these.
+DEFAULT_RESOURCES = {"threads": 1, "gpus": 0, "mem_mb": 4000, "runtime": 60}
+
+
 def job_resources(job):
-    """threads, gpus, mem_mb and runtime (minutes) of a job kind, from the scale profile's `resources:`."""
-    return dict(PROFILE["resources"][job])
+    """threads, gpus, mem_mb, runtime (minutes) and optional partition of a job kind, from the scale
+    profile's `resources:` (its entry for `job`, over its `default:` entry, over DEFAULT_RESOURCES)."""
+    table = PROFILE.get("resources") or {}
+    return {**DEFAULT_RESOURCES, **(table.get("default") or {}), **(table.get(job) or {})}
+
+
+def rule_resources(job):
+    """What a rule of job kind `job` declares under `resources:`, in the names Snakemake and its SLURM
+    executor plugin read: mem_mb, runtime, cpus_per_task (= threads), gpu, and slurm_partition from the
+    profile entry's `partition:`, else the config key `gpu_partition` (GPU jobs) or `partition`, when set."""
+    r = job_resources(job)
+    out = {"mem_mb": int(r["mem_mb"]), "runtime": int(r["runtime"]), "cpus_per_task": int(r["threads"]), "gpu": int(r["gpus"])}
+    partition = r.get("partition") or (out["gpu"] and config.get("gpu_partition")) or config.get("partition")
+    if partition:
+        out["slurm_partition"] = str(partition)
+    return out

@@ -18,6 +18,9 @@ rule ava_boxes:
         dataset="ava_train|ava_val",
     params:
         root=lambda w: dataset_root(w.dataset),
+    threads: job_resources("prepare")["threads"]
+    resources:
+        **rule_resources("prepare"),
     log:
         f"{RESULTS}/logs/boxes_{{dataset}}.log",
     shell:
@@ -30,6 +33,9 @@ rule k400_val:
         f"{RESULTS}/manifests/k400.csv",
     output:
         f"{RESULTS}/manifests/k400_val.csv",
+    threads: job_resources("default")["threads"]
+    resources:
+        **rule_resources("default"),
     run:
         import pandas as pd
         from core.io import write_csv
@@ -45,10 +51,16 @@ rule ucf101_lowshot:
         f"{RESULTS}/manifests/ucf101_lowshot_{{pct}}.csv",
     wildcard_constraints:
         pct="1|5|20|40|60|80|100",
+    threads: job_resources("default")["threads"]
+    resources:
+        **rule_resources("default"),
     log:
         f"{RESULTS}/logs/manifest_ucf101_lowshot_{{pct}}.log",
     shell:
         "{PY} -m datasets.manifests.lowshot --parent {input} --pct {wildcards.pct} --scale {SCALE} --out {output} 2> {log}"
+
+
+localrules: lowshot_all  # a target: no job of its own
 
 
 rule lowshot_all:

@@ -31,6 +31,9 @@ rule mcl_motion:
         root=lambda w: dataset_root(w.dataset),
         cache=lambda w: motion_cache_dir("tvl1", w.dataset),
         short_side=lambda w: tvl1_short_side(w.dataset),
+    threads: job_resources("motion_inputs")["threads"]
+    resources:
+        **rule_resources("motion_inputs"),
     log:
         f"{RESULTS}/logs/motion_tvl1_{{dataset}}.log",
     shell:
@@ -47,6 +50,9 @@ rule cmd_compressed:
     params:
         root=lambda w: f"{RESULTS}/transcode/mpeg4_gop12/{w.dataset}",
         cache=lambda w: input_cache("compressed", w.dataset)[1],
+    threads: job_resources("motion_inputs")["threads"]
+    resources:
+        **rule_resources("motion_inputs"),
     log:
         f"{RESULTS}/logs/motion_compressed_{{dataset}}.log",
     shell:

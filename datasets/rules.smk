@@ -16,6 +16,9 @@ rule fixture:
         directory="|".join(FIXTURE_DIRECTORIES),
     params:
         key=lambda w: FIXTURE_DIRECTORIES[w.directory],
+    threads: job_resources("prepare")["threads"]
+    resources:
+        **rule_resources("prepare"),
     log:
         f"{RESULTS}/logs/fixture_{{directory}}.log",
     shell:
@@ -32,6 +35,9 @@ rule manifest:
         quarantine=f"{RESULTS}/manifests/{{dataset}}.quarantine.csv",
     params:
         root=lambda w: dataset_root(w.dataset),
+    threads: job_resources("prepare")["threads"]
+    resources:
+        **rule_resources("prepare"),
     log:
         f"{RESULTS}/logs/manifest_{{dataset}}.log",
     shell:
@@ -44,6 +50,9 @@ rule k400_mini:
         f"{RESULTS}/manifests/k400.csv",
     output:
         f"{RESULTS}/manifests/k400_mini.csv",
+    threads: job_resources("default")["threads"]
+    resources:
+        **rule_resources("default"),
     log:
         f"{RESULTS}/logs/manifest_k400_mini.log",
     shell:
@@ -64,6 +73,9 @@ rule motion:
         root=lambda w: dataset_root(w.dataset),
         cache=lambda w: motion_cache_dir(w.kind, w.dataset),
         raft=lambda w: f"--raft-weights {config['raft_weights']}" if config.get("raft_weights") else "",
+    threads: job_resources("motion")["threads"]
+    resources:
+        **rule_resources("motion"),
     log:
         f"{RESULTS}/logs/motion_{{kind}}_{{dataset}}.log",
     shell:

@@ -18,6 +18,9 @@ rule transcode:
     params:
         root=lambda w: dataset_root(w.dataset),
         out_dir=lambda w: f"{RESULTS}/transcode/{w.codec}/{w.dataset}",
+    threads: job_resources("transcode")["threads"]
+    resources:
+        **rule_resources("transcode"),
     log:
         f"{RESULTS}/logs/transcode_{{codec}}_{{dataset}}.log",
     shell:

@@ -37,16 +37,15 @@ def pretrain_source_args(w):
     return " ".join(args)
 
 
-_PRETRAIN = job_resources("pretrain")
-# Several GPUs per job: one process each, under torchrun (DDP).
-_LAUNCH = (f"-m torch.distributed.run --standalone --nproc_per_node {_PRETRAIN['gpus']} " if int(_PRETRAIN["gpus"]) > 1 else "")
 
 
 rule pretrain:
     input:
         unpack(pretrain_input_files),
     output:
-        f"{RESULTS}/pretrain/{{method}}/{{variant}}/{{pretrain}}/checkpoint.pt",
+        checkpoint=f"{RESULTS}/pretrain/{{method}}/{{variant}}/{{pretrain}}/checkpoint.pt",
+        curve=report(f"{RESULTS}/pretrain/{{method}}/{{variant}}/{{pretrain}}/curve.png", category="Training curves",
+                     subcategory="{method}", labels={"variant": "{variant}", "pretraining data": "{pretrain}"}),
     wildcard_constraints:
         method="|".join(_method_names()),
     params:
@@ -56,16 +55,15 @@ rule pretrain:
         seed=lambda w: "" if w.get("seed") is None else f"--seed {w.seed}",
         summary=lambda w: _method_class(w.method).describe(pretrain_config(w), w.pretrain) or f"{w.method} {w.variant} on {w.pretrain}",
     message:
-        "{params.summary}"
-    threads: int(_PRETRAIN["threads"])
+        "{params.summary}; job: {resources.gpu} GPU(s), {resources.cpus_per_task} CPUs, {resources.mem_mb} MB, {resources.runtime} min"
+    threads: int(job_resources("pretrain")["threads"])
     resources:
-        gpus=int(_PRETRAIN["gpus"]),
-        mem_mb=int(_PRETRAIN["mem_mb"]),
-        runtime=int(_PRETRAIN["runtime"]),
+        **rule_resources("pretrain"),
     log:
         f"{RESULTS}/logs/pretrain_{{method}}_{{variant}}_{{pretrain}}.log",
     shell:
-        "{PY} {_LAUNCH}-m methods.training.pretrain --method {wildcards.method} --variant {wildcards.variant} "
+        # Inside the job: one process per GPU the job was given under torchrun, else one process (core/launch.py).
+        "{PY} -m core.launch --gpus {resources.gpu} -m methods.training.pretrain --method {wildcards.method} --variant {wildcards.variant} "
         "--pretrain {wildcards.pretrain} --scale {SCALE} --manifest {input.manifest} --root {params.root} {params.sources} "
         "{params.seed} --out {params.out} --threads {threads} 2> {log}"
 
@@ -73,7 +71,9 @@ rule pretrain:
 # A profile listing `seeds:` runs each seed in its own folder (core/seeds.py); the same job otherwise.
 use rule pretrain as pretrain_seeded with:
     output:
-        f"{RESULTS}/pretrain/{{method}}/{{variant}}/{{pretrain}}/seed{{seed}}/checkpoint.pt",
+        checkpoint=f"{RESULTS}/pretrain/{{method}}/{{variant}}/{{pretrain}}/seed{{seed}}/checkpoint.pt",
+        curve=report(f"{RESULTS}/pretrain/{{method}}/{{variant}}/{{pretrain}}/seed{{seed}}/curve.png", category="Training curves",
+                     subcategory="{method}", labels={"variant": "{variant} seed {seed}", "pretraining data": "{pretrain}"}),
     wildcard_constraints:
         method="|".join(_method_names()),
         seed=r"[0-9]+",

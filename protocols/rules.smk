@@ -36,7 +36,9 @@ rule evaluate:
         root=lambda w: dataset_root(w.evaldata),
         motion=eval_input_arg,
         module=lambda w: PROTOCOLS[w.protocol],
-    threads: 1
+    threads: job_resources("evaluate")["threads"]
+    resources:
+        **rule_resources("evaluate"),
     log:
         f"{RESULTS}/logs/{{protocol}}_{{method}}_{{variant}}_{{pretrain}}_{{evaldata}}.log",
     shell:

@@ -11,7 +11,9 @@ rule compute:
         results="results/compute/compute.csv",
         calibration="results/compute/calibration.csv",
         sweep="results/compute/hcml_pmb_sweep.csv",
-    threads: 2
+    threads: job_resources("compute")["threads"]
+    resources:
+        **rule_resources("compute"),
     shell:
         "OMP_NUM_THREADS={threads} {PY} -m tables.compute --claims {input.claims} "
         "--md {output.md} --csv {output.csv} --results {output.results}"

@@ -9,9 +9,12 @@ rule orderings:
         spec="tables/orderings.yaml",
         metrics=lambda w: _ordering_metrics(_load_orderings(_ORDERINGS_SPEC), PROFILE, RESULTS),
     output:
-        md="tables/orderings.md",
-        csv="tables/orderings.csv",
-        png="tables/orderings.png",
+        md=report("tables/orderings.md", category="Orderings", labels={"file": "report"}),
+        csv=report("tables/orderings.csv", category="Orderings", labels={"file": "long-form CSV"}),
+        png=report("tables/orderings.png", category="Orderings", labels={"file": "plot"}),
+    threads: job_resources("table")["threads"]
+    resources:
+        **rule_resources("table"),
     log:
         f"{RESULTS}/logs/orderings.log",
     shell:

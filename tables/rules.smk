@@ -65,9 +65,13 @@ rule table:
     input:
         unpack(table_inputs),
     output:
-        md="tables/{paper}_{table}.md",
-        csv="tables/{paper}_{table}.csv",
-        png="tables/{paper}_{table}.png",
+        # Report items: `snakemake <table target> --report report.html` holds them (README, "The report").
+        md=report("tables/{paper}_{table}.md", category="Tables", subcategory="{paper}", labels={"table": "{paper} {table}", "file": "table"}),
+        csv=report("tables/{paper}_{table}.csv", category="Tables", subcategory="{paper}", labels={"table": "{paper} {table}", "file": "long-form CSV"}),
+        png=report("tables/{paper}_{table}.png", category="Tables", subcategory="{paper}", labels={"table": "{paper} {table}", "file": "paper vs reproduced"}),
+    threads: job_resources("table")["threads"]
+    resources:
+        **rule_resources("table"),
     log:
         "logs/tables/{paper}_{table}.log",
     shell:
@@ -82,6 +86,9 @@ rule audit:
     output:
         md="tables/audit.md",
         csv="tables/audit.csv",
+    threads: job_resources("table")["threads"]
+    resources:
+        **rule_resources("table"),
     log:
         "logs/tables/audit.log",
     shell:
