@@ -1,0 +1,84 @@
+"""No test-set model selection: whatever a protocol fits or selects (the linear layer, the SVM, the
+fine-tuned network, the retrieval gallery) reads only training (or validation) videos; test videos
+are only predicted. Each protocol's evaluate runs on a fake encoder whose features say which split
+a video came from, and its fitting step is watched."""
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+import protocols.finetune as finetune
+from core.config import load_scale
+import protocols.linear as linear
+import protocols.retrieval as retrieval
+import protocols.svm as svm
+from protocols import PROTOCOLS
+
+MANIFEST = pd.DataFrame({"video_id": [f"v{i}" for i in range(12)], "path": [f"v{i}.avi" for i in range(12)],
+                         "label": [i % 2 for i in range(12)], "split": ["train"] * 6 + ["val"] * 2 + ["test"] * 4})
+CHECKPOINT = {"input": {"modality": "rgb", "motion_kind": None, "mean": [0.5] * 3, "std": [0.2] * 3,
+                        "clip": {"num_frames": 2, "stride": 1, "crop_size": 8, "short_side": 8}}}
+
+
+def fake_extract(encoder, videos, test, cfg, seed):
+    """Features whose first component is +1 for a training video, -1 for any other."""
+    sign = torch.tensor([1.0 if s == "train" else -1.0 for s in videos["split"]])
+    features = torch.randn(len(videos), 2, 4)
+    features[:, :, 0] = sign[:, None]
+    return features, torch.tensor(videos["label"].to_numpy())
+
+
+def only_train(features):
+    assert (torch.as_tensor(features)[..., 0] == 1).all(), "a fitting step read a non-training video"
+
+
+@pytest.fixture(autouse=True)
+def fake_encoder(monkeypatch):
+    for module in (linear, svm, retrieval):
+        monkeypatch.setattr(module, "FrozenEncoder", lambda *a, **k: None)
+        monkeypatch.setattr(module, "extract", fake_extract)
+
+
+def test_every_protocol_is_checked_here():
+    assert set(PROTOCOLS.values()) == {m.__name__ for m in (linear, svm, retrieval, finetune)}
+
+
+def test_linear_layer_is_fitted_on_training_videos_only(monkeypatch):
+    fit = linear.fit_linear
+    monkeypatch.setattr(linear, "fit_linear", lambda x, y, n, cfg: (only_train(x), fit(x, y, n, cfg))[1])
+    cfg = {"solver": "lbfgs", "max_iter": 5, "weight_decay": 0.0, "temporal_views": 2, "spatial_views": 1,
+           "train_clips_per_video": 2}
+    assert linear.evaluate(CHECKPOINT, MANIFEST, None, None, cfg, 0)["num_test_videos"] == 4
+
+
+def test_svm_is_fitted_on_training_videos_only(monkeypatch):
+    fit = svm.fit_svm
+    monkeypatch.setattr(svm, "fit_svm", lambda x, y, cfg: (only_train(x), fit(x, y, cfg))[1])
+    cfg = {"C": 1.0, "fit_intercept": False, "tol": 0.01, "max_iter": 100, "temporal_views": 2, "spatial_views": 1}
+    assert svm.evaluate(CHECKPOINT, MANIFEST, None, None, cfg, 0)["num_test_videos"] == 4
+
+
+def test_retrieval_gallery_holds_training_videos_only(monkeypatch):
+    recall = retrieval.recall_at_k
+    monkeypatch.setattr(retrieval, "recall_at_k", lambda q, ql, g, gl, ks: (only_train(g), recall(q, ql, g, gl, ks))[1])
+    cfg = {"ks": [1], "temporal_views": 2, "spatial_views": 1}
+    assert retrieval.evaluate(CHECKPOINT, MANIFEST, None, None, cfg, 0)["num_test_videos"] == 4
+
+
+class Fitted(Exception):
+    pass
+
+
+def test_finetuning_trains_on_training_videos_only(monkeypatch):
+    """Fine-tuning (and low-shot) trains on the train split for a fixed number of epochs: no
+    checkpoint is chosen by a test score."""
+    def fake_fit(model, data, settings, *args, **kwargs):
+        assert set(data.videos["split"]) == {"train"} and len(data.videos) == 6
+        raise Fitted
+
+    monkeypatch.setattr(finetune, "Classifier", lambda *a: torch.nn.Linear(1, 1))
+    monkeypatch.setattr(finetune, "fit", fake_fit)
+    cfg = load_scale("smoke")["finetune"]
+    with pytest.raises(Fitted):
+        finetune.evaluate(CHECKPOINT, MANIFEST, Path("."), None, cfg, 0)
