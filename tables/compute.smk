@@ -11,9 +11,9 @@ rule compute:
         results="results/compute/compute.csv",
         calibration="results/compute/calibration.csv",
         sweep="results/compute/hcml_pmb_sweep.csv",
-    threads: job_resources("compute")["threads"]
+    threads: 2  # at every scale, as the counts are scale-independent
     resources:
-        **rule_resources("compute"),
+        **{**rule_resources("compute"), "cpus_per_task": 2},
     shell:
         "OMP_NUM_THREADS={threads} {PY} -m tables.compute --claims {input.claims} "
         "--md {output.md} --csv {output.csv} --results {output.results}"

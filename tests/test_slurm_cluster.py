@@ -64,13 +64,17 @@ def test_slurm_run_with_a_cancelled_pretraining_gives_the_local_table(cluster, l
            "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1"]
     run = subprocess.Popen(cmd, cwd=repo, env=run_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     last = repo / f"results/smoke/pretrain/{RUN}/last.pt"
-    deadline = time.monotonic() + 300
-    while not last.exists() and run.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    job = squeue_job("pretrain")
-    assert job and not (last.parent / "checkpoint.pt").exists(), "the pretraining job was not running with a last.pt"
-    subprocess.run(["scancel", job], check=True)  # the scheduler kills it mid-pretraining
-    output, _ = run.communicate(timeout=600)
+    try:
+        deadline = time.monotonic() + 300
+        while not last.exists() and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        job = squeue_job("pretrain")
+        assert job and not (last.parent / "checkpoint.pt").exists(), "the pretraining job was not running with a last.pt"
+        subprocess.run(["scancel", job], check=True)  # the scheduler kills it mid-pretraining
+        output, _ = run.communicate(timeout=600)
+    finally:
+        if run.poll() is None:
+            run.kill()
     assert run.returncode == 0, output[-5000:]
     log = (repo / "results/smoke/logs/pretrain_maclr_maclr_k400.log").read_text()
     assert f"resuming {last.parent.relative_to(repo)} from epoch" in log, log[-2000:]  # the resubmitted job
