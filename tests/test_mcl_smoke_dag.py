@@ -1,0 +1,138 @@
+"""The MCL tables' DAG at smoke scale: `snakemake tables/mcl_table1.md ... tables/mcl_table5.md` in a
+copy of the repository, from fixture generation and TV-L1 caches through the 29 MCL pretraining
+runs and their SVM, linear, retrieval and fine-tuning evaluations to the rendered tables; then a
+regression check of the reproduced numbers.
+
+Smoke numbers test the pipeline, not the paper. The regression tolerance of a cell is one test
+video (one query for retrieval) of the evaluation set behind it, so a change that moves a result
+by more than a single flipped prediction is seen.
+
+Table 3's #Param. and FLOPs cells read results/compute/compute.csv, which the `compute` rule
+writes for the five papers' networks at full size (counts independent of the scale; minutes of
+CPU, most of it the HCML sweep; tests/test_compute.py checks every claim). The fixture writes it
+with the same function, `tables.compute.run`, restricted to the claims Table 3 reads, before
+Snakemake runs; the DAG then finds the compute job's outputs newer than its inputs and does not
+run it, and the table's compute cells are real counts."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tables import compute
+from tables.runs import cell_runs
+from tables.schema import load_spec
+from tests.conftest import repository_copy
+
+TABLES = [f"mcl_table{i}" for i in range(1, 6)]
+SCALE = "smoke"
+RESULTS = f"results/{SCALE}"
+
+
+def count_table3_claims(repo: Path, work: Path) -> None:
+    """The compute rule's outputs in `repo`, counted for the claims mcl_table3's cells name."""
+    spec = load_spec(repo / "tables/specs/mcl_table3.yaml")
+    keys = {cell.compute_key for _, _, _, cell in spec.cells() if cell.compute_key}
+    claims = [c for c in compute.load_claims(repo / "tables/compute_claims.yaml")["claims"] if compute.claim_key(c) in keys]
+    assert {compute.claim_key(c) for c in claims} == keys
+    path = work / "mcl_table3_claims.yaml"
+    path.write_text(yaml.safe_dump({"claims": claims, "calibration": [], "hcml_pmb_sweep": {"targets": []}}))
+    compute.run(path, repo / "tables/compute.md", repo / "tables/compute.csv", repo / "results/compute/compute.csv")
+
+
+@pytest.fixture(scope="module")
+def mcl_dag(tmp_path_factory):
+    """(repository copy, {table: long-form CSV}) after the MCL tables' smoke DAG ran once."""
+    repo = repository_copy(tmp_path_factory.mktemp("mcl_smoke_repo"))
+    count_table3_claims(repo, tmp_path_factory.mktemp("mcl_claims"))
+    subprocess.run(
+        [sys.executable, "-m", "snakemake", *[f"tables/{t}.md" for t in TABLES], "--cores", "2",
+         "--config", f"scale={SCALE}", "--quiet", "rules"],
+        cwd=repo, check=True,
+    )
+    return repo, {t: read_table(repo / "tables" / f"{t}.csv") for t in TABLES}
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A long-form table CSV; the part of a table with one part is "" (not NaN)."""
+    return pd.read_csv(path, dtype={"part": str, "row": str, "column": str}, keep_default_na=False,
+                       na_values={"paper": [""], "reproduced": [""], "delta": [""]})
+
+
+def mcl_eval_cells(repo: Path):
+    """(table, CellRun) of every evaluation cell of a row whose `reproduce` names mcl."""
+    for table in TABLES:
+        spec = load_spec(repo / "tables/specs" / f"{table}.yaml")
+        for run in cell_runs(spec, SCALE, RESULTS, root=repo):
+            if run.method == "mcl" and run.path is not None:
+                yield table, run
+
+
+def cell(frame: pd.DataFrame, part: str, row: str, column: str) -> pd.Series:
+    found = frame[(frame["part"] == part) & (frame["row"] == row) & (frame["column"] == column)]
+    assert len(found) == 1, (part, row, column)
+    return found.iloc[0]
+
+
+@pytest.mark.smoke
+def test_every_mcl_row_has_a_reproduced_smoke_value_from_its_metrics_file(mcl_dag):
+    repo, tables = mcl_dag
+    rows = set()
+    for table, run in mcl_eval_cells(repo):
+        assert run.runnable, (table, run.row, run.reason)
+        metrics = json.loads((repo / run.path).read_text())
+        assert metrics["scale"] == SCALE and metrics["protocol"] == run.protocol
+        value = cell(tables[table], run.part, run.row, run.column)
+        assert value["status"] == "smoke" and value["scale"] == SCALE, (table, run.row, run.column)
+        assert value["reproduced"] == pytest.approx(metrics[run.metric], abs=0.01), (table, run.row, run.column)
+        rows.add((table, run.part, run.row))
+    spec_rows = {(t, part["id"], row["id"])
+                 for t in TABLES for part in yaml.safe_load((repo / "tables/specs" / f"{t}.yaml").read_text())["parts"]
+                 for row in part["rows"] if (row.get("reproduce") or {}).get("method") == "mcl"}
+    assert rows == spec_rows
+    assert len(rows) == 26 + 4 + 3 + 3 + 2
+
+
+@pytest.mark.smoke
+def test_repeated_rows_read_one_metrics_file(mcl_dag):
+    """Table 2's w/o L_MAL and L_MAL-v3 rows and Table 3's UCF101 MCL rows are Table 1's runs."""
+    _, tables = mcl_dag
+    t1, t2, t3 = tables["mcl_table1"], tables["mcl_table2"], tables["mcl_table3"]
+    assert cell(t2, "", "mcl_wo_mal", "Top-1")["reproduced"] == cell(t1, "r2plus1d", "ta_sa", "R(2+1)D")["reproduced"]
+    assert cell(t2, "", "mcl_mal_v3", "Top-1")["reproduced"] == cell(t1, "r2plus1d", "full", "R(2+1)D")["reproduced"]
+    assert cell(t3, "", "mcl_r2plus1d_ucf101", "Top-1")["reproduced"] == cell(t1, "r2plus1d", "full", "R(2+1)D")["reproduced"]
+    assert cell(t3, "", "mcl_s3d_ucf101", "Top-1")["reproduced"] == cell(t1, "s3d", "full", "S3D")["reproduced"]
+
+
+@pytest.mark.smoke
+def test_rows_without_a_run_say_why(mcl_dag):
+    """The supervised ImageNet rows of Table 3 cannot run (no supervised method, no ImageNet): `not
+    run`, with the reason in the table; Table 3's compute cells of MCL rows are counted."""
+    repo, tables = mcl_dag
+    t3 = tables["mcl_table3"]
+    for row in ("imagenet_inflated_r2plus1d", "supervised_imagenet_r50"):
+        assert cell(t3, "", row, "Top-1")["status"] == "not run"
+        assert pd.isna(cell(t3, "", row, "Top-1")["reproduced"])
+    text = (repo / "tables/mcl_table3.md").read_text()
+    why = text.split("## Why cells are not run", 1)[1]
+    assert "methods/supervised/config.yaml absent or without variant imagenet_inflated_r2plus1d" in why
+    assert "dataset imagenet not in datasets.sources.registry" in why
+    for row in ("mcl_r2plus1d_ucf101", "mcl_s3d_ucf101", "mcl_r2plus1d_k400"):
+        for column in ("#Param.", "FLOPs"):
+            assert cell(t3, "", row, column)["status"] in ("match", "differs"), (row, column)
+
+
+@pytest.mark.smoke
+def test_mcl_smoke_regression(mcl_dag, num_regression):
+    repo, tables = mcl_dag
+    values, tolerances = {}, {}
+    for table, run in mcl_eval_cells(repo):
+        key = re.sub(r"[^A-Za-z0-9]+", "_", f"{table}_{run.part}_{run.row}_{run.column}").strip("_")
+        metrics = json.loads((repo / run.path).read_text())
+        values[key] = [float(cell(tables[table], run.part, run.row, run.column)["reproduced"])]
+        tolerances[key] = {"atol": 100.0 / metrics["num_test_videos"] + 1e-6, "rtol": 0}
+    num_regression.check(values, tolerances=tolerances)
