@@ -27,3 +27,7 @@ class CheckpointError(SuiteError):
 
 class MetricsError(SuiteError):
     """A metrics JSON is unreadable or does not follow its protocol's schema (tables/metrics.py)."""
+
+
+class CorruptInputError(SuiteError):
+    """A precomputed input (a motion cache) is unreadable or holds non-finite values."""

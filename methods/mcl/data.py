@@ -10,6 +10,7 @@ cut to the same frames and crop (the target of the motion alignment loss, §3.3)
 """
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from torch.utils.data import Dataset
 
 from datasets.clips.reader import ClipReader, clip_spec
 from datasets.clips.sampling import ClipPlan, plan_train_clip
+from core.errors import CorruptInputError, MissingInputError, VideoDecodeError
 from datasets.motion.cache import cache_path
 from methods.mcl.sampling import plan_motion_focused_clip, resize_map
 
@@ -39,8 +41,21 @@ class MotionMaps:
 
     def __call__(self, video_id) -> np.ndarray:
         if self._video_id != video_id:
-            with np.load(cache_path(self.cache_dir, video_id)) as data:
-                self._motion, self._video_id = data["motion"], video_id
+            path = cache_path(self.cache_dir, video_id)
+            if not path.is_file():
+                raise MissingInputError(f"video {video_id}: no TV-L1 motion cache {path}; compute the `tvl1` motion "
+                                        f"cache of the manifest's videos (datasets.motion.tvl1) into {self.cache_dir}")
+            try:
+                with np.load(path) as data:
+                    self._motion, self._video_id = data["motion"], video_id
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:  # truncated npz, or no `motion` array
+                raise CorruptInputError(f"video {video_id}: unreadable TV-L1 motion cache {path} ({err}); "
+                                        f"delete it and recompute it (datasets.motion.tvl1)") from None
+            if not np.isfinite(self._motion).all():  # would make L_MAL and the TA/SA choices non-finite
+                bad = int((~np.isfinite(self._motion)).sum())
+                self._video_id = None
+                raise CorruptInputError(f"video {video_id}: TV-L1 motion cache {path} holds {bad} non-finite value(s); "
+                                        f"delete it and recompute it (datasets.motion.tvl1)")
         return self._motion
 
 
@@ -73,6 +88,12 @@ class MCLPretrainData(Dataset):
 
     def _plan(self, row, motion: np.ndarray | None, rng: np.random.Generator, start_of: ClipPlan | None = None) -> ClipPlan:
         aug = self.cfg["augmentation"]
+        frames = int(row.num_frames) if motion is None else len(motion)
+        if frames < self.spec.span:
+            what = "frames" if motion is None else f"frames with both RGB ({int(row.num_frames)}) and TV-L1 motion maps"
+            raise VideoDecodeError(f"video {row.video_id} ({row.path}): {frames} {what}, fewer than the {self.spec.span} "
+                                   f"a clip of {self.spec.num_frames} frames at stride {self.spec.stride} spans; "
+                                   f"drop it from the manifest (preparation's `min_frames`) or recompute its motion cache")
         if motion is None:
             plan = plan_train_clip(int(row.num_frames), self.reader.frame_hw(row), self.spec, rng)
         else:

@@ -9,6 +9,7 @@ from torch import nn
 from core.errors import ConfigError
 from methods.backbones import build_backbone
 from methods.mcl.data import MCLPretrainData, uses_motion
+from methods.mcl.init import INIT_KINDS, initialise_from_2d
 from methods.mcl.losses import (alignment_map, gradient_maps, instance_discrimination, mcl_loss, motion_alignment_terms,
                                 motion_at)
 from methods.training.checkpoint import input_block
@@ -41,9 +42,12 @@ class MCL(PretrainMethod):
 
     def __init__(self, cfg: dict):
         super().__init__(cfg)
-        if cfg.get("init", "random") != "random":  # config.yaml `init`: ImageNet MoCo weights are not available
-            raise ConfigError(f"mcl: init {cfg['init']!r} is not supported; only the seeded random initialisation is")
+        init = cfg.get("init", "scratch")
+        if init not in INIT_KINDS:
+            raise ConfigError(f"methods/mcl/config.yaml: `init: {init}` is not one of {', '.join(INIT_KINDS)}")
         backbone = build_backbone(cfg["backbone"], width_multiplier=float(cfg["width_multiplier"]))
+        if init == "imagenet_moco_inflated":  # config.yaml `init`; the file comes from --init-weights
+            initialise_from_2d(backbone, cfg.get("inflate_from"))
         self.online = Encoder(backbone, int(cfg["embedding_dim"]))
         self.momentum = momentum_copy(self.online)
         self.queue = NegativeQueue(int(cfg["queue_size"]), int(cfg["embedding_dim"]))

@@ -20,9 +20,9 @@ import torch
 import torch.distributed as dist
 
 from core.config import load_scale, method_config
-from core.errors import SuiteError
+from core.errors import ConfigError, MissingInputError, SuiteError
 from core.io import write_json
-from core.provenance import git_commit, initialisation
+from core.provenance import file_hash, git_commit, initialisation
 from methods.training.checkpoint import write_transfer_checkpoint
 from methods.training.engine import RunSettings, fit
 from methods.training.method import INPUT_KINDS, DataSources
@@ -45,6 +45,7 @@ def pretrain(args: argparse.Namespace) -> dict:
     cfg = method_config(args.method, args.scale, args.variant)
     if args.seed is not None:  # one run of a profile's `seeds:` (core/seeds.py)
         cfg["seed"] = args.seed
+    apply_init_weights(cfg, args.init_weights, args.method, args.variant)
     cls = method_class(args.method)
     seed = int(cfg.get("seed", 0))
     if args.threads:
@@ -77,6 +78,25 @@ def pretrain(args: argparse.Namespace) -> dict:
     return summary
 
 
+def apply_init_weights(cfg: dict, path: Path | None, method: str, variant: str) -> None:
+    """Hand `--init-weights FILE` to the method as `cfg["inflate_from"]` (core.provenance.initialisation
+    records it by sha256). Only a config whose `init` names a pretrained start reads it; such a config
+    without the file, or the file without such a config, is refused by name."""
+    init = str(cfg.get("init", "scratch"))
+    if path is None:
+        if init != "scratch":
+            raise MissingInputError(f"methods/{method}/config.yaml variant {variant!r}: `init: {init}` starts from a "
+                                    f"weights file (the comment on `init` there names it); pass it with --init-weights FILE")
+        return
+    if init == "scratch":
+        raise ConfigError(f"--init-weights {path}: methods/{method}/config.yaml variant {variant!r} starts from scratch "
+                          f"(`init: scratch` or no `init`), so the file would be ignored; pick a variant with another `init`")
+    if not path.is_file():
+        raise MissingInputError(f"--init-weights {path}: no such file (the weights `init: {init}` starts from)")
+    cfg["inflate_from"] = str(path)
+    cfg["inflate_from_sha256"] = file_hash(path)  # so a resume is tied to the file's contents, not only its path
+
+
 def input_source(text: str) -> tuple[str, Path]:
     kind, sep, folder = text.partition("=")
     if not sep or kind not in INPUT_KINDS:
@@ -96,6 +116,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="cache folder of a precomputed input the method reads (repeatable)")
     parser.add_argument("--video-dir", type=Path, default=None, help="read <video_id>.mp4 transcodes from here (DALI/NVDEC path)")
     parser.add_argument("--seed", type=int, default=None, help="the run's seed (default: the config's `seed`, else 0)")
+    parser.add_argument("--init-weights", type=Path, default=None, metavar="FILE",
+                        help="weights file the config's `init` starts from (e.g. MCL's imagenet_moco_inflated: "
+                             "2D ImageNet MoCo ResNet-50); recorded by sha256 in the checkpoint's provenance")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args(argv)
