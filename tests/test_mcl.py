@@ -86,6 +86,12 @@ class TinyBackbone(nn.Module):
         return self.features(x)
 
 
+UNIFORM_MAPS = pytest.mark.xfail(strict=True, reason=(
+    "known problem (README, MCL as built): the gradient maps are taken on the last block's output, which "
+    "global average pooling follows, so they are uniform over positions and L_MAL-v3 does not train the encoder"))
+
+
+@UNIFORM_MAPS
 def test_mal_v3_gradient_reaches_encoder_weights_and_matches_finite_differences():
     torch.manual_seed(0)
     encoder = Encoder(TinyBackbone(), 5).double()
@@ -98,7 +104,7 @@ def test_mal_v3_gradient_reaches_encoder_weights_and_matches_finite_differences(
         return sum(motion_alignment_terms(weighted_gradient_map(gradient_maps(q, key, h)), motion).values())
 
     analytic = torch.autograd.grad(loss(), weight)[0]
-    assert analytic.abs().sum() > 0
+    assert analytic.abs().sum() > 1e-6  # a real gradient, not float64 rounding
     eps = 1e-6
     for index in [(0, 0, 1, 1, 1), (3, 2, 0, 2, 1), (1, 1, 2, 0, 0)]:
         weight.data[index] += eps  # in place on .data: the loss itself needs autograd (it differentiates)
@@ -109,6 +115,7 @@ def test_mal_v3_gradient_reaches_encoder_weights_and_matches_finite_differences(
         assert analytic[index].item() == pytest.approx((up - down) / (2 * eps), rel=1e-4, abs=1e-8)
 
 
+@UNIFORM_MAPS
 def test_the_model_trains_its_encoder_through_l_mal():
     cfg = method_config("mcl", "smoke", "ta_sa_mal")
     torch.manual_seed(0)
@@ -120,8 +127,10 @@ def test_the_model_trains_its_encoder_through_l_mal():
     assert set(terms) == {"nce", "mal_t", "mal_s", "mal_st"}
     mal = terms["mal_t"] + terms["mal_s"] + terms["mal_st"]
     stem = next(model.online.backbone.parameters())
-    assert torch.autograd.grad(mal, stem)[0].abs().sum() > 0
     assert all(not p.requires_grad for p in model.momentum.parameters())
+    # L_MAL moves the encoder, not by rounding noise (about 3e-6 while the maps are uniform; L_NCE is
+    # 0 here, its queue still empty, so it gives no scale to compare with)
+    assert torch.autograd.grad(mal, stem)[0].norm() > 1e-3
 
 
 # ------------------------------------------------------------------ SVM protocol
