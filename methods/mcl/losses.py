@@ -2,7 +2,7 @@
 ICCV 2021, §3.3). The queue and InfoNCE are the shared ones of `methods.training.contrastive`.
 
 Notation as in the paper: q = query embedding, k+ = its positive key, h = output feature map of
-the backbone's last convolutional block (B, C, T, H, W), g_c = d(q^T k+)/d h_c its gradient map,
+the backbone's last convolution (B, C, T, H, W; model.last_conv_layer), g_c = d(q^T k+)/d h_c its gradient map,
 w_c = mean of g_c, m^ST / m^S / m^T = ST-, S- and T-motion of the query clip (Eq. 2), each
 resampled to h's (T, H, W). <x> is the L2 normalisation of a map, per sample.
 """
@@ -110,8 +110,9 @@ def alignment_map(kind: str, h: torch.Tensor, g: torch.Tensor | None) -> torch.T
 def gradient_maps(q: torch.Tensor, k: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     """g_c = d(q^T k+)/d h_c (MCL §3.3), for every sample and channel at once, (B, C, T, H, W).
 
-    Summing q_b^T k_b over the batch changes nothing: q_b depends on h_b only (no batch norm
-    between h and q), so each sample's gradient is its own. The key k is the momentum encoder's,
+    The gradient of the batch's summed q_b^T k_b, as the official code takes it (train.py: grad of
+    l_pos with ones as grad_outputs); the batch norm between h and q couples the samples a little
+    in training mode. The key k is the momentum encoder's,
     a constant here. create_graph=True keeps g a differentiable function of the encoder's weights:
     L_MAL-v3 is a function of g, so its gradient reaches the encoder only through this
     second-order path (without it g would be a constant and L_MAL-v3 would train nothing)."""

@@ -17,19 +17,40 @@ from methods.training.contrastive import MLPHead, NegativeQueue, gather_from_all
 from methods.training.method import DataSources, PretrainMethod, TransferEncoder
 
 
+def last_conv_layer(backbone: nn.Module) -> nn.Conv3d:
+    """The backbone's last convolution, whose output h the motion alignment loss reads: for the
+    ResNets the last bottleneck's third conv (the official code's target module
+    `backbone.layer4.2.conv3`, train.py), before its batch norm, residual sum and ReLU; for S3D / I2D
+    the last mixed block's pooling-branch conv (our choice; the official code has only the ResNet)."""
+    convs = [m for m in backbone.modules() if isinstance(m, nn.Conv3d)]
+    if not convs:
+        raise ValueError(f"{type(backbone).__name__} has no Conv3d for the motion alignment loss to read")
+    return convs[-1]
+
+
 class Encoder(nn.Module):
     """Backbone -> 3D global pooling -> MLP head -> L2-normalised embedding (§4.2), keeping the
-    last convolutional block's output h, which the motion alignment loss reads."""
+    output h of the backbone's last convolution, which the motion alignment loss reads.
+
+    h is taken before the last block's batch norm, residual sum and ReLU, as the official code
+    does: global average pooling follows the block's output directly, so a gradient taken there
+    would be the same at every position and the gradient maps of Eq. (6) would be uniform."""
 
     def __init__(self, backbone: nn.Module, embedding_dim: int):
         super().__init__()
         self.backbone = backbone
         # §4.2: "two fully-connected layers (2048x2048 and 2048x128)": hidden = the backbone's width.
         self.head = MLPHead(backbone.out_dim, backbone.out_dim, embedding_dim, layers=2)
+        self._last_conv = [last_conv_layer(backbone)]  # a list: not a second registration of the module
 
     def embed(self, clip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.backbone.forward_features(clip)
-        return F.normalize(self.head(self.backbone.pool(h).flatten(1)), dim=1), h
+        captured = []
+        hook = self._last_conv[0].register_forward_hook(lambda module, inputs, output: captured.append(output))
+        try:
+            features = self.backbone.forward_features(clip)
+        finally:
+            hook.remove()
+        return F.normalize(self.head(self.backbone.pool(features).flatten(1)), dim=1), captured[-1]
 
     def forward(self, clips: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {name: self.embed(clip)[0] for name, clip in clips.items()}
