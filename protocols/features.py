@@ -70,3 +70,15 @@ def extract(encoder: FrozenEncoder, videos: pd.DataFrame, test: bool, cfg: dict,
             plans = [plan_train_clip(num_frames, hw, spec, rng) for _ in range(int(cfg["train_clips_per_video"]))]
         features.append(encoder.embed([reader(row, plan) for plan in plans], int(cfg["batch_size"])))
     return torch.stack(features), torch.as_tensor(videos["label"].to_numpy())
+
+
+def video_features(checkpoint: dict, train: pd.DataFrame, test: pd.DataFrame, root: Path, motion_cache: Path | None,
+                   cfg: dict, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(train features, train labels, test features, test labels), one feature per video: the mean
+    of its test views' clip features, for both splits (the SVM and retrieval protocols sample the
+    training videos as they sample the test videos)."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    encoder = FrozenEncoder(checkpoint, root, motion_cache, device)
+    train_x, train_y = extract(encoder, train, True, cfg, seed)
+    test_x, test_y = extract(encoder, test, True, cfg, seed)
+    return train_x.mean(1), train_y, test_x.mean(1), test_y

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from protocols.cli import evaluation_splits, protocol_main
-from protocols.features import FrozenEncoder, extract
+from protocols.features import video_features
 
 
 def recall_at_k(query: torch.Tensor, query_labels: torch.Tensor, gallery: torch.Tensor, gallery_labels: torch.Tensor,
@@ -30,12 +30,9 @@ def recall_at_k(query: torch.Tensor, query_labels: torch.Tensor, gallery: torch.
 
 
 def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache: Path | None, cfg: dict, seed: int) -> dict:
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    encoder = FrozenEncoder(checkpoint, root, motion_cache, device)
     train, test = evaluation_splits(manifest)
-    gallery, gallery_labels = extract(encoder, train, True, cfg, seed)
-    queries, query_labels = extract(encoder, test, True, cfg, seed)
-    metrics = recall_at_k(queries.mean(1), query_labels, gallery.mean(1), gallery_labels, [int(k) for k in cfg["ks"]])
+    gallery, gallery_labels, queries, query_labels = video_features(checkpoint, train, test, root, motion_cache, cfg, seed)
+    metrics = recall_at_k(queries, query_labels, gallery, gallery_labels, [int(k) for k in cfg["ks"]])
     metrics.update({"num_train_videos": len(train), "num_test_videos": len(test),
                     "views": f"{cfg['temporal_views']}x{cfg['spatial_views']}",
                     "score_averaging": "features"})  # queries and gallery: the mean clip feature

@@ -20,11 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import sklearn
-import torch
 from sklearn.svm import LinearSVC
 
 from protocols.cli import evaluation_splits, protocol_main
-from protocols.features import FrozenEncoder, extract
+from protocols.features import video_features
 
 
 def fit_svm(features: np.ndarray, labels: np.ndarray, cfg: dict) -> LinearSVC:
@@ -42,14 +41,11 @@ def accuracies(scores: np.ndarray, classes: np.ndarray, labels: np.ndarray) -> t
 
 
 def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache: Path | None, cfg: dict, seed: int) -> dict:
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    encoder = FrozenEncoder(checkpoint, root, motion_cache, device)
     train, test = evaluation_splits(manifest)
     # Both splits as test views: the paper samples clips the same way for training and test videos.
-    train_x, train_y = extract(encoder, train, True, cfg, seed)
-    test_x, test_y = extract(encoder, test, True, cfg, seed)
-    svm = fit_svm(train_x.mean(1).numpy(), train_y.numpy(), cfg)
-    top1, top5 = accuracies(svm.decision_function(test_x.mean(1).numpy()), svm.classes_, test_y.numpy())
+    train_x, train_y, test_x, test_y = video_features(checkpoint, train, test, root, motion_cache, cfg, seed)
+    svm = fit_svm(train_x.numpy(), train_y.numpy(), cfg)
+    top1, top5 = accuracies(svm.decision_function(test_x.numpy()), svm.classes_, test_y.numpy())
     return {
         "top1": top1, "top5": top5,
         "num_train_videos": len(train), "num_test_videos": len(test), "num_classes": int(manifest["label"].max()) + 1,
