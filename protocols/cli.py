@@ -9,7 +9,7 @@ from typing import Callable
 import pandas as pd
 import torch
 
-from core.config import load_scale
+from core.config import deep_merge, load_scale
 from core.errors import CheckpointError, ConfigError, SuiteError
 from core.io import torch_load, write_json
 from core.provenance import device_name, file_hash, git_state, package_versions, video_fingerprint
@@ -51,12 +51,11 @@ def protocol_main(protocol: str, evaluate: Evaluate, description: str, headline:
         torch.set_num_threads(args.threads)
     try:
         profile = load_scale(args.scale)
-        if protocol not in profile:
-            raise ConfigError(f"--scale: profile {args.scale!r} has no `{protocol}:` section")
         checkpoint = load_checkpoint(args.checkpoint)
+        settings, recipe = protocol_settings(profile, protocol, checkpoint["provenance"].get("method"))
         manifest = pd.read_csv(args.manifest)
-        metrics = evaluate(checkpoint, manifest, args.root, args.motion_cache, profile[protocol], int(profile.get("seed", 0)))
-        metrics.update({"scale": args.scale, "protocol": args.protocol, "checkpoint": str(args.checkpoint),
+        metrics = evaluate(checkpoint, manifest, args.root, args.motion_cache, settings, int(profile.get("seed", 0)))
+        metrics.update({"scale": args.scale, "protocol": args.protocol, "checkpoint": str(args.checkpoint), "recipe": recipe,
                         **evaluation_provenance(checkpoint, args.checkpoint, args.manifest, manifest, args.root),
                         "eval_seed": int(profile.get("seed", 0))})
         check_metrics(metrics, args.protocol, f"{args.out} (not written)", args.scale)  # what a table will accept
@@ -65,6 +64,19 @@ def protocol_main(protocol: str, evaluate: Evaluate, description: str, headline:
         sys.exit(f"error: {exc}")
     write_json(args.out, metrics)
     print(f"{args.protocol}: {headline} {metrics[headline]:.1f}% on {args.manifest.name} -> {args.out}")
+
+
+def protocol_settings(profile: dict, protocol: str, method: str | None) -> tuple[dict, str]:
+    """(settings, recipe name) of `protocol` for a checkpoint pretrained by `method`: the profile's
+    shared `<protocol>:` section, with the method's own recipe (`method_recipes: {<method>:
+    {<protocol>: {...}}}`) merged over it key by key where the profile has one. Only the full
+    profile lists method recipes, so smoke and mini sizes stay the shared sections'."""
+    if protocol not in profile:
+        raise ConfigError(f"--scale: profile {profile.get('scale')!r} has no `{protocol}:` section")
+    own = ((profile.get("method_recipes") or {}).get(method) or {}).get(protocol)
+    if not own:
+        return dict(profile[protocol]), "shared"
+    return deep_merge(profile[protocol], own), str(method)
 
 
 def evaluation_provenance(checkpoint: dict, checkpoint_path: Path, manifest_path: Path, manifest: pd.DataFrame,

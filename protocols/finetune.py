@@ -5,7 +5,10 @@ class-balanced subset of the training videos and the full test split) it is the 
 protocol of MaCLR Table 3b.
 
 The paper gives no fine-tuning recipe for UCF101/HMDB51; the full profile uses the authors'
-released one (self-supervised-maclr, configs/UCF101/SLOW_32x8_R50.yaml), cited key by key there.
+released one (self-supervised-maclr, configs/UCF101/SLOW_32x8_R50.yaml), cited key by key there;
+MCL's checkpoints use MCL's own (`method_recipes: mcl: finetune:` there). Optional settings, off
+unless a recipe sets them: `nesterov` (SGD with Nesterov momentum), `grad_clip_norm` (clip the
+gradient's norm) and `score_averaging: logits` (average the views' logits instead of their softmax).
 
     python -m protocols.finetune --checkpoint C.pt --manifest M.csv --root DIR --scale smoke --out metrics.json
 """
@@ -85,9 +88,14 @@ def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache:
     epochs = int(cfg["epochs"])
     # PySlowFast's schedule: linear warm-up from warmup_start_lr, then cosine decay.
     optimizer = {"name": "sgd", "lr": cfg["lr"], "momentum": cfg["momentum"], "weight_decay": cfg["weight_decay"],
+                 "nesterov": bool(cfg.get("nesterov", False)),
                  "warmup_epochs": cfg["warmup_epochs"], "warmup_start_lr": cfg["warmup_start_lr"], "schedule": "cosine"}
+    grad_clip_norm = float(cfg["grad_clip_norm"]) if cfg.get("grad_clip_norm") else None
     fit(model, data, RunSettings(epochs=epochs, batch_size=min(int(cfg["batch_size"]), len(data)), optimizer=optimizer,
-                                 seed=seed, drop_last=False, title="fine-tuning"))
+                                 grad_clip_norm=grad_clip_norm, seed=seed, drop_last=False, title="fine-tuning"))
+    score_averaging = cfg.get("score_averaging", "softmax")
+    if score_averaging not in ("softmax", "logits"):
+        raise SuiteError(f"finetune.score_averaging must be softmax or logits, got {score_averaging!r}")
     model.eval()
     test_spec = ClipSpec(spec.num_frames, spec.stride, int(cfg["test_crop_size"] or spec.crop_size),
                          int(cfg["test_crop_size"] or spec.crop_size), int(cfg["temporal_views"]), int(cfg["spatial_views"]))
@@ -98,7 +106,7 @@ def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache:
             plans = plan_test_clips(test_reader.num_frames(row), test_reader.frame_hw(row), test_spec)
             clips = [test_reader(row, plan) for plan in plans]
             logits = torch.cat([model.logits(torch.stack(clips[i : i + 32]).to(device)).cpu() for i in range(0, len(clips), 32)])
-            probabilities.append(F.softmax(logits, dim=1).mean(0))
+            probabilities.append((F.softmax(logits, dim=1) if score_averaging == "softmax" else logits).mean(0))
     probabilities, labels = torch.stack(probabilities), torch.as_tensor(test["label"].to_numpy())
     top = probabilities.topk(min(5, num_classes), dim=1).indices
     return {
@@ -106,7 +114,7 @@ def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache:
         "top5": 100.0 * float((top == labels[:, None]).any(1).float().mean()),
         "num_train_videos": len(train), "num_test_videos": len(test), "num_classes": num_classes,
         "views": f"{cfg['temporal_views']}x{cfg['spatial_views']}", "epochs": epochs,
-        "score_averaging": "softmax",
+        "score_averaging": score_averaging,
     }
 
 

@@ -11,6 +11,11 @@ is fitted to them, with `solver: sgd` (the authors' optimiser settings, in the f
 `solver: lbfgs` (full-batch L-BFGS with an L2 penalty: deterministic and fast, in the smoke
 profile). `test_crop_size` sets the test crops (the authors' 256 at full scale).
 
+`features: video_mean` (MCL §4.2 on Kinetics-400, the full profile's `method_recipes: mcl:`)
+instead fits the layer to one feature per video, the mean of its test views' clip features, for
+training and test videos alike (protocols.features.video_features), and classifies each test video
+by the softmax of its mean feature. The default, `features: clips`, is the recipe above.
+
     python -m protocols.linear --checkpoint C.pt --manifest M.csv --root DIR --scale smoke --out metrics.json
 """
 from __future__ import annotations
@@ -25,7 +30,7 @@ from core.errors import SuiteError
 from methods.training.engine import RunSettings, fit
 from methods.training.method import TrainingTask
 from protocols.cli import evaluation_splits, protocol_main
-from protocols.features import FrozenEncoder, extract
+from protocols.features import FrozenEncoder, extract, video_features
 
 
 def fit_linear(features: torch.Tensor, labels: torch.Tensor, num_classes: int, cfg: dict) -> torch.nn.Linear:
@@ -87,22 +92,31 @@ def _fit_sgd(layer: torch.nn.Linear, features: torch.Tensor, labels: torch.Tenso
 
 
 def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache: Path | None, cfg: dict, seed: int) -> dict:
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    encoder = FrozenEncoder(checkpoint, root, motion_cache, device)
     train, test = evaluation_splits(manifest)
     num_classes = int(manifest["label"].max()) + 1
-    train_x, train_y = extract(encoder, train, False, cfg, seed)
-    layer = fit_linear(train_x.flatten(0, 1), train_y.repeat_interleave(train_x.shape[1]), num_classes, cfg)
-    test_x, test_y = extract(encoder, test, True, cfg, seed)
-    with torch.no_grad():
-        probabilities = F.softmax(layer(test_x), dim=-1).mean(dim=1)  # average over the views
+    per_video = cfg.get("features", "clips") == "video_mean"
+    if per_video:  # one mean feature per video, training and test videos alike
+        train_x, train_y, test_x, test_y = video_features(checkpoint, train, test, root, motion_cache, cfg, seed)
+        layer = fit_linear(train_x, train_y, num_classes, cfg)
+        with torch.no_grad():
+            probabilities = F.softmax(layer(test_x), dim=-1)
+    else:
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        encoder = FrozenEncoder(checkpoint, root, motion_cache, device)
+        train_x, train_y = extract(encoder, train, False, cfg, seed)
+        layer = fit_linear(train_x.flatten(0, 1), train_y.repeat_interleave(train_x.shape[1]), num_classes, cfg)
+        test_x, test_y = extract(encoder, test, True, cfg, seed)
+        with torch.no_grad():
+            probabilities = F.softmax(layer(test_x), dim=-1).mean(dim=1)  # average over the views
     top = probabilities.topk(min(5, num_classes), dim=1).indices
     return {
         "top1": 100.0 * float((top[:, 0] == test_y).float().mean()),
         "top5": 100.0 * float((top == test_y[:, None]).any(1).float().mean()),
         "num_train_videos": len(train), "num_test_videos": len(test), "num_classes": num_classes,
         "views": f"{cfg['temporal_views']}x{cfg['spatial_views']}",
-        "train_clips_per_video": int(cfg["train_clips_per_video"]), "score_averaging": "softmax",
+        **({"features": "mean of the clip features of each video"} if per_video
+           else {"train_clips_per_video": int(cfg["train_clips_per_video"])}),
+        "score_averaging": "features" if per_video else "softmax",
         "input": checkpoint["input"]["modality"] + ("" if checkpoint["input"]["modality"] == "rgb" else f":{checkpoint['input']['motion_kind']}"),
     }
 
