@@ -1,7 +1,10 @@
 # Pretraining: one rule pattern for every method folder (methods/<method>/ with config.yaml and
 # __init__.py defining METHOD) and variant, on the shared engine (methods/training/).
 # Included by the Snakefile after core/common.smk.
-from core.config import method_config as _method_config
+import re as _re
+import shlex as _shlex
+
+from core.config import method_config as _method_config, method_variants as _method_variants
 from core.seeds import seed_folder as _seed_folder
 from methods.training.registry import method_class as _method_class, method_names as _method_names
 
@@ -22,7 +25,33 @@ def pretrain_input_files(w):
                 files["videos"] = f"{RESULTS}/transcode/h264_cfr/{w.pretrain}/_summary.json"
         else:
             files[kind] = input_cache(kind, w.pretrain)[0]
+    weights = init_weights_path(w.method, cfg)
+    if weights:
+        files["init_weights"] = weights
     return files
+
+
+def init_weights_path(method, cfg):
+    """The weights file `cfg`'s `init` starts from (None: a seeded random start): the config key
+    `<method>_init_weights`, else <data_root>/pretrained/<the method's file name> (results/<scale>/
+    pretrained/ where no data root is given)."""
+    name = _method_class(method).init_weights_file(cfg)
+    if not name:
+        return None
+    return str(config.get(f"{method}_init_weights") or f"{DATA_ROOT or RESULTS}/pretrained/{name}")
+
+
+# Every weights file a variant at this scale starts from: a missing one is made by no job of the suite,
+# so rule `init_weights` stands for it (a dry run lists it; a run stops there with what to do).
+INIT_WEIGHTS = {path: method for method in _method_names() for variant in _method_variants(method)
+                if (path := init_weights_path(method, _method_config(method, SCALE, variant)))}
+
+
+def missing_init_weights(path):
+    method = INIT_WEIGHTS[path]
+    return (f"error: {method} pretraining at scale {SCALE} starts from the weights file {path}, which is not there "
+            f"(methods/{method}/config.yaml `init` says which weights and where they come from). Put the file at "
+            f"that path, or pass another with --config {method}_init_weights=PATH.")
 
 
 def pretrain_source_args(w):
@@ -53,6 +82,7 @@ rule pretrain:
         sources=pretrain_source_args,
         out=lambda w: f"{RESULTS}/pretrain/{w.method}/{w.variant}/{w.pretrain}{_seed_folder(w.get('seed'))}",
         seed=lambda w: "" if w.get("seed") is None else f"--seed {w.seed}",
+        init=lambda w: f"--init-weights {_shlex.quote(p)}" if (p := init_weights_path(w.method, pretrain_config(w))) else "",
         summary=lambda w: _method_class(w.method).describe(pretrain_config(w), w.pretrain) or f"{w.method} {w.variant} on {w.pretrain}",
     message:
         "{params.summary}; job: {resources.gpu} GPU(s), {resources.cpus_per_task} CPUs, {resources.mem_mb} MB, {resources.runtime} min"
@@ -65,7 +95,7 @@ rule pretrain:
         # Inside the job: one process per GPU the job was given under torchrun, else one process (core/launch.py).
         "{PY} -m core.launch --gpus {resources.gpu} -m methods.training.pretrain --method {wildcards.method} --variant {wildcards.variant} "
         "--pretrain {wildcards.pretrain} --scale {SCALE} --manifest {input.manifest} --root {params.root} {params.sources} "
-        "{params.seed} --out {params.out} --threads {threads} 2> {log}"
+        "{params.seed} {params.init} --out {params.out} --threads {threads} 2> {log}"
 
 
 # A profile listing `seeds:` runs each seed in its own folder (core/seeds.py); the same job otherwise.
@@ -79,3 +109,21 @@ use rule pretrain as pretrain_seeded with:
         seed=r"[0-9]+",
     log:
         f"{RESULTS}/logs/pretrain_{{method}}_{{variant}}_{{pretrain}}_seed{{seed}}.log",
+
+
+if INIT_WEIGHTS:
+
+    rule init_weights:
+        output:
+            "{init_weights}",
+        wildcard_constraints:
+            init_weights="|".join(_re.escape(path) for path in INIT_WEIGHTS),
+        params:
+            why=lambda w: _shlex.quote(missing_init_weights(w.init_weights)),
+        message:
+            "missing weights file {output}: put it there or set --config <method>_init_weights=PATH"
+        threads: job_resources("default")["threads"]
+        resources:
+            **rule_resources("default"),
+        shell:
+            "echo {params.why} >&2; exit 1"

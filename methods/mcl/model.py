@@ -9,7 +9,7 @@ from torch import nn
 from core.errors import ConfigError
 from methods.backbones import build_backbone
 from methods.mcl.data import MCLPretrainData, uses_motion
-from methods.mcl.init import INIT_KINDS, initialise_from_2d
+from methods.mcl.init import EXPECTED_FILE, INIT_KINDS, initialise_from_2d
 from methods.mcl.losses import (alignment_map, gradient_maps, instance_discrimination, mcl_loss, motion_alignment_terms,
                                 motion_at)
 from methods.training.checkpoint import input_block
@@ -83,9 +83,15 @@ class MCL(PretrainMethod):
         aug, mal, clip = cfg["augmentation"], cfg["mal"], cfg["clip"]
         augs = "+".join(name for name, on in (("TA", aug["temporal"]), ("SA", aug["spatial"])) if on) or "random"
         terms = f"L_MAL-{mal['map']} ({'+'.join(mal['terms'])})" if mal["terms"] else "no L_MAL"
+        weights = MCL.init_weights_file(cfg)
         return (f"MCL {cfg['variant']} on {pretrain}: {cfg['epochs'][pretrain]} epochs, batch {cfg['batch_size']}, "
                 f"{cfg['backbone']} x{cfg['width_multiplier']} {clip['num_frames']}x{clip['stride']}x{clip['crop_size']}^2, "
+                f"init {cfg.get('init', 'scratch')}{f' ({weights})' if weights else ''}, "
                 f"{augs} tubelets, L_NCE + {terms}, queue {cfg['queue_size']}, decoder {cfg['decoder']}")
+
+    @staticmethod
+    def init_weights_file(cfg: dict) -> str | None:
+        return EXPECTED_FILE if cfg.get("init", "scratch") == "imagenet_moco_inflated" else None
 
     def pretrain_dataset(self, manifest, sources: DataSources, seed: int) -> MCLPretrainData:
         motion_cache = sources.cache("tvl1") if uses_motion(self.cfg) else None

@@ -124,6 +124,13 @@ class PretrainMethod(TrainingTask):
         """One line of the settings that matter, shown for the job in a dry run."""
         return ""
 
+    @staticmethod
+    def init_weights_file(cfg: dict) -> str | None:
+        """File name of the weights the config's `init` starts from, None for a seeded random start.
+        The pretraining rule passes it as --init-weights from --config <method>_init_weights=PATH,
+        else from <data_root>/pretrained/<name> (methods/rules.smk)."""
+        return None
+
     # -- the run --------------------------------------------------------------------------------
     def pretrain_dataset(self, manifest: pd.DataFrame, sources: DataSources, seed: int) -> Dataset:
         raise NotImplementedError
