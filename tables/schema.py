@@ -42,6 +42,7 @@ class Column:
     eval: str | None = None
     unit: str = ""
     protocol: str | None = None
+    not_run: str | None = None  # why no run of the suite produces this column's reproduced values
 
 
 @dataclass
@@ -360,10 +361,10 @@ def load_spec(path: str | Path) -> Spec:
         columns = []
         for j, c in enumerate(_require(p, "value_columns", where, (list,))):
             cw = f"{where}, value column {j}"
-            _check_keys(c, {"name", "metric", "eval", "unit", "protocol", "note"}, cw)
+            _check_keys(c, {"name", "metric", "eval", "unit", "protocol", "note", "not_run"}, cw)
             columns.append(Column(name=str(_require(c, "name", cw, (str, int, float))),
                                   metric=_require(c, "metric", cw), eval=c.get("eval"),
-                                  unit=c.get("unit", ""), protocol=c.get("protocol")))
+                                  unit=c.get("unit", ""), protocol=c.get("protocol"), not_run=c.get("not_run")))
         names = [c.name for c in columns]
         if len(set(names)) != len(names) or set(names) & set(label_columns):
             raise SpecError(f"{where}: column names must be unique: {label_columns + names}")

@@ -121,6 +121,9 @@ def test_rows_without_a_run_say_why(mcl_dag):
     why = text.split("## Why cells are not run", 1)[1]
     assert "methods/supervised/config.yaml absent or without variant imagenet_inflated_r2plus1d" in why
     assert "dataset imagenet not in datasets.sources.registry" in why
+    assert "Training Time: the paper's pretraining time in days on one Nvidia P40 GPU, which no run here measures" in why
+    for row in ("mcl_r2plus1d_ucf101", "mcl_s3d_ucf101", "mcl_r2plus1d_k400"):
+        assert cell(t3, "", row, "Training Time")["status"] == "not run"
     for row in ("mcl_r2plus1d_ucf101", "mcl_s3d_ucf101", "mcl_r2plus1d_k400"):
         for column in ("#Param.", "FLOPs"):
             assert cell(t3, "", row, column)["status"] in ("match", "differs"), (row, column)

@@ -154,3 +154,16 @@ def test_compute_keys_name_a_counted_claim_of_the_same_row_and_quantity(path):
     unused = sorted(k for k, c in claims.items() if f"{c['paper']}_{c['table']}" == spec.key and k not in used)
     assert not wrong, "\n".join(wrong)
     assert not unused, f"{path.name}: compute claims no cell points at: {unused}"
+
+
+def test_a_column_no_run_produces_says_why_in_every_cell():
+    """MCL Table 3's Training Time (P40 GPU-days) is measured by no run: each reproduced row's cell is
+    not runnable, and its reason says what is missing, whether or not compute.csv exists."""
+    from tables.runs import cell_runs
+
+    spec = load_spec(ROOT / "tables" / "specs" / "mcl_table3.yaml")
+    runs = [r for r in cell_runs(spec, "smoke", "results/smoke") if r.column == "Training Time"]
+    assert {r.row for r in runs} >= {"mcl_r2plus1d_ucf101", "mcl_s3d_ucf101", "mcl_r2plus1d_k400"}
+    for run in runs:
+        assert not run.runnable and run.compute_key is None
+        assert run.reason.startswith("Training Time: ") and "P40" in run.reason and "CPU cores" in run.reason
