@@ -163,6 +163,9 @@ def test_a_missing_or_corrupt_motion_cache_names_its_video(tmp_path):
     np.savez(tmp_path / "v_nan.npz", motion=np.array([[[0.0, np.nan]]], dtype=np.float32))
     with pytest.raises(CorruptInputError, match=r"video v_nan: .* 1 non-finite value"):
         maps("v_nan")
+    np.savez(tmp_path / "v_flow.npz", motion=np.zeros((4, 6, 8, 2), dtype=np.float32))  # a flow field, not maps
+    with pytest.raises(CorruptInputError, match=r"video v_flow: .* shape \(4, 6, 8, 2\), not \(frames, height, width\)"):
+        maps("v_flow")
 
 
 def test_a_video_shorter_than_a_tubelet_names_the_video(tmp_path):

@@ -51,6 +51,10 @@ class MotionMaps:
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:  # truncated npz, or no `motion` array
                 raise CorruptInputError(f"video {video_id}: unreadable TV-L1 motion cache {path} ({err}); "
                                         f"delete it and recompute it (datasets.motion.tvl1)") from None
+            if self._motion.ndim != 3:  # (frames, H, W): a flow field or a single map is another file's layout
+                shape, self._video_id = self._motion.shape, None
+                raise CorruptInputError(f"video {video_id}: TV-L1 motion cache {path} holds `motion` of shape {shape}, "
+                                        f"not (frames, height, width); delete it and recompute it (datasets.motion.tvl1)")
             if not np.isfinite(self._motion).all():  # would make L_MAL and the TA/SA choices non-finite
                 bad = int((~np.isfinite(self._motion)).sum())
                 self._video_id = None
