@@ -10,15 +10,18 @@ The CPU path decodes with PyAV (`datasets.clips.decode`); with decoder `dali` th
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from torchvision.transforms import v2
 
 from datasets.clips.dali_decode import DaliClipLoader
 from datasets.clips.decode import load_clip
 from datasets.clips.sampling import ClipPlan, ClipSpec, resized_hw
 from datasets.motion.flow import load_motion
+
+if TYPE_CHECKING:
+    from torchvision.transforms import v2
 
 DECODERS = ("cpu", "dali")
 
@@ -33,6 +36,10 @@ def clip_augmentation(augment: dict, crop_size: int) -> v2.Compose:
     """Colour jitter (brightness, contrast, saturation), grayscale and Gaussian blur, each with its
     probability in `augment`; one set of random parameters per clip, since v2 transforms draw
     once per call for all frames of a (T, C, H, W) tensor. Expects floats in [0, 1]."""
+    # Imported here, not with the module: torchvision adds seconds to every job's start, and the
+    # jobs that only embed clips (SVM, linear, retrieval) never augment.
+    from torchvision.transforms import v2
+
     strength = float(augment["color_strength"])
     kernel = max(3, int(0.1 * crop_size) // 2 * 2 + 1)  # ~10% of the crop, odd (SimCLR's choice)
     return v2.Compose([
