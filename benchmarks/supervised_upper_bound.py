@@ -49,7 +49,8 @@ def render_world(fixture: dict, videos: int, short_side: int) -> tuple[torch.Ten
     frames = []
     for index, label in enumerate(tqdm(labels, desc="rendering", unit="video")):
         video = render_world_video(fixture["world"], int(label), int(fixture["num_classes"]), int(fixture["frames"]),
-                                   int(fixture["height"]), int(fixture["width"]), seed=10_000 + index)
+                                   int(fixture["height"]), int(fixture["width"]), seed=10_000 + index,
+                                   world_options=fixture.get("world_options"))
         frames.append(resize_short_side(torch.from_numpy(video).permute(0, 3, 1, 2), short_side))
     return torch.stack(frames), labels
 
@@ -92,6 +93,8 @@ def main(argv: list[str] | None = None) -> dict:
     visual = method_config(args.method, args.scale)["visual"]
     clip = {**visual["clip"], **{k: int(v) for k, v in (item.split("=", 1) for item in args.clip)}}
     fixture = dict(load_scale(args.scale)["fixtures"]["k400"])
+    if args.world and args.world != fixture["world"]:
+        fixture.pop("world_options", None)  # the profile's options belong to its own world
     fixture.update({k: v for k, v in (("world", args.world), ("height", args.frame_size and args.frame_size[0]),
                                       ("width", args.frame_size and args.frame_size[1])) if v})
     name = args.backbone or visual["backbone"]

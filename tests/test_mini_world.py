@@ -20,6 +20,20 @@ def test_shortcut_videos_are_reproducible_and_appearance_is_per_video():
     assert np.abs(a.astype(int) - other_video.astype(int)).mean() > 20
 
 
+def test_world_options_set_objects_size_and_still_frames():
+    """One object that never stops (the mini profile's world): every frame differs from the one
+    before, while the default world holds a quarter of its frames still; the straight world takes
+    no options."""
+    options = {"num_objects": 1, "object_size": 0.5, "still_fraction": 0.0}
+    video = render_world_video("shortcut", 0, 10, 24, 32, 48, seed=3, world_options=options).astype(int)
+    moved = np.abs(np.diff(video, axis=0)).sum(axis=(1, 2, 3))
+    assert (moved > 0).all()
+    default = render_world_video("shortcut", 0, 10, 24, 32, 48, seed=3).astype(int)
+    assert (np.abs(np.diff(default, axis=0)).sum(axis=(1, 2, 3)) == 0).sum() >= 24 // 4 - 1  # its still quarter
+    with pytest.raises(ValueError, match="straight world takes no world_options"):
+        render_world_video("straight", 0, 5, 8, 24, 32, seed=0, world_options=options)
+
+
 def test_the_straight_world_is_the_default_and_unknown_worlds_are_refused():
     with pytest.raises(ValueError, match="unknown fixture world"):
         render_world_video("curved", 0, 5, 8, 24, 32, seed=0)

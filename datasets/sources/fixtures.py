@@ -50,7 +50,7 @@ def _video(path: Path, class_index: int, num_classes: int, cfg: dict, seed: int,
     """One video of the profile's fixture `world` (default `straight`, the smoke world; see
     datasets/sources/synthetic.py)."""
     frames = render_world_video(cfg.get("world", "straight"), class_index, num_classes, num_frames or cfg["frames"],
-                                cfg["height"], cfg["width"], seed=seed)
+                                cfg["height"], cfg["width"], seed=seed, world_options=cfg.get("world_options"))
     write_video(path, frames, cfg["fps"])
 
 

@@ -223,7 +223,7 @@ def trajectory_path(trajectory: Trajectory, t: np.ndarray, start: np.ndarray, ph
 
 
 def render_shortcut_frames(trajectory: Trajectory, num_frames: int, height: int, width: int, seed: int,
-                           num_objects: int = 3) -> np.ndarray:
+                           num_objects: int = 3, object_size: float = 1 / 3, still_fraction: float = 0.25) -> np.ndarray:
     """Frames (num_frames, height, width, 3) uint8 of the shortcut world: `num_objects` textured
     boxes moving by `trajectory` over a static background. Per video, at random: the background's
     colour and texture scale, each object's texture, start and phase, one still stretch (a quarter
@@ -236,9 +236,13 @@ def render_shortcut_frames(trajectory: Trajectory, num_frames: int, height: int,
     drawn per video would be a cue that RGB and motion inputs share (a flow-edge map shows the
     object's outline) and that says nothing about the class. Three objects, so that a training
     crop (about half the frame) nearly always shows one: with one object, half of the crops show
-    no motion at all."""
+    no motion at all.
+
+    The defaults are those of the first mini world; a scale profile sets its own under the
+    fixture's `world_options` (`num_objects`, `object_size` as a fraction of the short side,
+    `still_fraction` of the frames held still)."""
     rng = np.random.default_rng(seed)
-    still_length = num_frames // 4
+    still_length = int(num_frames * still_fraction)
     still_start = int(rng.integers(0, num_frames - still_length + 1))
     moving = np.ones(num_frames)
     moving[still_start : still_start + still_length] = 0.0
@@ -249,7 +253,7 @@ def render_shortcut_frames(trajectory: Trajectory, num_frames: int, height: int,
     background = np.clip(colour + 0.3 * (texture - 128), 0, 255)
     objects = []
     for _ in range(num_objects):
-        size = max(5, short // 3)
+        size = max(5, int(short * object_size))
         texture = np.clip(1.5 * (_smooth_texture(rng, size, size, cell=max(2, size // 4)) - 128) + 128, 0, 255)
         start = rng.uniform(0, 1, size=2) * np.array([height, width])
         objects.append((texture, trajectory_path(trajectory, t, start, float(rng.random()))))
@@ -260,11 +264,15 @@ def render_shortcut_frames(trajectory: Trajectory, num_frames: int, height: int,
 
 
 def render_world_video(world: str, class_index: int, num_classes: int, num_frames: int, height: int, width: int,
-                       seed: int) -> np.ndarray:
+                       seed: int, world_options: dict | None = None) -> np.ndarray:
     """Frames of one video of class `class_index` in fixture `world`: `straight` (the smoke
-    fixtures: straight motion by direction and speed) or `shortcut` (see above)."""
+    fixtures: straight motion by direction and speed) or `shortcut` (see above, with the
+    profile's `world_options`)."""
     if world == "straight":
+        if world_options:
+            raise ValueError(f"the straight world takes no world_options, got {sorted(world_options)}")
         return render_frames(class_patterns(num_classes)[class_index], num_frames, height, width, seed=seed)
     if world == "shortcut":
-        return render_shortcut_frames(trajectory_classes(num_classes)[class_index], num_frames, height, width, seed=seed)
+        return render_shortcut_frames(trajectory_classes(num_classes)[class_index], num_frames, height, width, seed=seed,
+                                      **(world_options or {}))
     raise ValueError(f"unknown fixture world {world!r}; known: straight, shortcut")
