@@ -1,9 +1,13 @@
 """Audit the papers' numbers: prose claims against table cells, Δ rows against their tables, and
 results quoted by two papers against each other.
 
-    python -m tables.audit --specs tables/specs --claims tables/claims --md tables/audit.md --csv tables/audit.csv
+    python -m tables.audit --specs tables/specs --claims tables/claims --md tables/audit.md --csv tables/audit.csv \
+        --discrepancies tables/discrepancies.yaml --discrepancies-csv tables/discrepancies.csv
 
-It reads every spec and claims file present and reports; it never changes a paper number.
+It reads every spec and claims file present and reports; it never changes a paper number. With
+`--discrepancies`, the register of differences between each paper and its authors' code
+(tables/discrepancies.py) is validated against the specs and the config files and rendered as the
+report's "Paper versus code" section.
 Verdicts: `consistent`, `inconsistent`, `ambiguous` (a cell is illegible or not reported, or the
 sentence has readings with different verdicts), `used for reconstruction` (the claim's quote is the
 one a cell was reconstructed from: circular, not evidence).
@@ -22,6 +26,7 @@ import pandas as pd
 
 from core import io
 from core.errors import SuiteError
+from tables import discrepancies as register
 from tables.schema import Claim, Spec, SpecError, load_all_specs, load_claims, resolve_ref, safe_eval
 
 CONSISTENT, INCONSISTENT, AMBIGUOUS, CIRCULAR = "consistent", "inconsistent", "ambiguous", "used for reconstruction"
@@ -209,7 +214,7 @@ def audit(specs_dir, claims_dir) -> list[Finding]:
     return findings
 
 
-def markdown(findings: list[Finding], date: str) -> str:
+def markdown(findings: list[Finding], date: str, discrepancies: list | None = None) -> str:
     counts = pd.Series([f.verdict for f in findings]).value_counts().to_dict() if findings else {}
     lines = ["# Audit of the papers' numbers", "", f"- generated: {date}",
              "- verdicts: " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())),
@@ -229,6 +234,8 @@ def markdown(findings: list[Finding], date: str) -> str:
             cells = [f.verdict, f.check, f.id, f.location, f.quote, f.computed, f.stated, f.arithmetic]
             lines.append("| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
         lines.append("")
+    if discrepancies:
+        lines += register.markdown_section(discrepancies)
     return "\n".join(lines)
 
 
@@ -238,21 +245,35 @@ def main(argv=None) -> int:
     ap.add_argument("--claims", default="tables/claims", help="folder of claims files")
     ap.add_argument("--md", help="Markdown report")
     ap.add_argument("--csv", help="CSV report, one row per check")
+    ap.add_argument("--discrepancies", help="register of paper-versus-code differences (tables/discrepancies.yaml)")
+    ap.add_argument("--discrepancies-csv", help="CSV of the register, one row per entry")
+    ap.add_argument("--root", default=".", help="repository root the register's config switches are relative to")
     args = ap.parse_args(argv)
     for name in ("specs", "claims"):
         if not Path(getattr(args, name)).is_dir():
             ap.error(f"--{name}: no such folder {getattr(args, name)}")
+    if args.discrepancies and not Path(args.discrepancies).is_file():
+        ap.error(f"--discrepancies: no such file {args.discrepancies}")
+    if args.discrepancies_csv and not args.discrepancies:
+        ap.error("--discrepancies-csv needs --discrepancies")
     try:
         findings = audit(args.specs, args.claims)
+        entries = None
+        if args.discrepancies:
+            spec_ids = {p.stem for p in Path(args.specs).glob("*.yaml")}
+            entries = register.load_discrepancies(args.discrepancies, spec_ids, args.root)
     except (SpecError, SuiteError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    report = markdown(findings, datetime.date.today().isoformat(), entries)
     if args.md:
-        io.write_text(args.md, markdown(findings, datetime.date.today().isoformat()))
+        io.write_text(args.md, report)
     if args.csv:
         io.write_csv(args.csv, pd.DataFrame([f.__dict__ for f in findings], columns=CSV_COLUMNS))
+    if args.discrepancies_csv:
+        io.write_csv(args.discrepancies_csv, register.frame(entries))
     if not args.md and not args.csv:
-        print(markdown(findings, datetime.date.today().isoformat()))
+        print(report)
     return 0
 
 

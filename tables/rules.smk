@@ -83,13 +83,17 @@ rule audit:
     input:
         specs=sorted(str(p) for p in _Path("tables/specs").glob("*.yaml")),
         claims=sorted(str(p) for p in _Path("tables/claims").glob("*.yaml")),
+        discrepancies="tables/discrepancies.yaml",
+        switched_configs=["methods/mcl/config.yaml", "methods/maclr/config.yaml", "config/scales/full.yaml"],
     output:
         md="tables/audit.md",
         csv="tables/audit.csv",
+        discrepancies_csv="tables/discrepancies.csv",
     threads: job_resources("table")["threads"]
     resources:
         **rule_resources("table"),
     log:
         "logs/tables/audit.log",
     shell:
-        "{PY} -m tables.audit --specs tables/specs --claims tables/claims --md {output.md} --csv {output.csv} 2> {log}"
+        "{PY} -m tables.audit --specs tables/specs --claims tables/claims --md {output.md} --csv {output.csv}"
+        " --discrepancies {input.discrepancies} --discrepancies-csv {output.discrepancies_csv} 2> {log}"
