@@ -17,6 +17,8 @@ from datasets.clips.sampling import ClipPlan, ClipSpec, clip_indices, random_cro
 MOTION_FRAMES = 8
 # Sec. 4.1: "we sample one positive clip and three negative clips of motion vector maps from the same video".
 NUM_NEGATIVES = 3
+# Table 1 "Period": the motion target lies after the clip (future, the paper's setting) or inside it (current).
+PERIODS = ("future", "current")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ def plan_cmd_sample(
     rng: np.random.Generator,
     motion_frames: int = MOTION_FRAMES,
     num_negatives: int = NUM_NEGATIVES,
+    period: str = "future",
 ) -> CMDSample:
     """Sample one CMD training example.
 
@@ -56,6 +59,8 @@ def plan_cmd_sample(
     Raises ValueError when the video is shorter than span + motion_frames (+ a distinct negative).
     Draw order: clip start, clip crop, clip flip, I-frame, negative starts, their crops and flips.
     """
+    if period not in PERIODS:
+        raise ValueError(f"motion period {period!r} is not one of {', '.join(PERIODS)}")
     span = spec.span
     n_starts = num_frames - span - motion_frames + 1
     if n_starts < 1:
@@ -76,7 +81,7 @@ def plan_cmd_sample(
     else:
         iframe = int(iframes[np.argmin(np.abs(iframes - (start + span // 2)))])
 
-    pos = start + span
+    pos = start + span if period == "future" else start + max(span - motion_frames, 0) // 2
     motion = ClipPlan(tuple(range(pos, pos + motion_frames)), crop, flip)
     windows = np.arange(num_frames - motion_frames + 1)
     others = windows[np.abs(windows - pos) >= motion_frames]

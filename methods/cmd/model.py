@@ -1,0 +1,138 @@
+"""CMD on the shared engine (§3, §4.1): the V-Network (the video backbone protocols evaluate), the
+I-Network (R2D-10 on I-frames), the M-Network (R3D-10 on motion vectors), the MLP heads g^V, g^I,
+g^M_1, g^M_2 and the Transformer T that predicts motion features from the clip's feature map,
+trained with J = (1 - alpha) J_I + alpha J_M (Eq. 1-3)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.errors import ConfigError
+from methods.backbones import build_backbone
+from methods.backbones.others import MotionPredictor
+from methods.cmd.data import CMDPretrainData
+from methods.cmd.losses import (context_matching, joint_objective, motion_prediction, motion_value_cross_entropy,
+                                motion_value_mse)
+from methods.training.checkpoint import input_block
+from methods.training.contrastive import MLPHead
+from methods.training.method import DataSources, PretrainMethod, TransferEncoder
+
+TASKS = ("context", "motion")
+MOTION_LOSSES = ("infonce", "mse", "cross_entropy")  # Table 1 "Loss"
+PREDICTORS = ("transformer",)  # Table 1 "Encoder-Decoder"; ConvGRU is not built (config.yaml says why)
+
+
+@torch.no_grad()
+def feature_shape(backbone: nn.Module, in_channels: int, frames: int, crop: int) -> tuple[int, ...]:
+    """(C, T, H, W) of `backbone.forward_features` on one (in_channels, frames, crop, crop) input,
+    measured in eval mode (batch-norm statistics untouched): the Transformer's sequence lengths."""
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        return tuple(backbone.forward_features(torch.zeros(1, in_channels, frames, crop, crop)).shape[1:])
+    finally:
+        backbone.train(was_training)
+
+
+def pointwise(features: torch.Tensor) -> torch.Tensor:
+    """(B, C, T, H, W) -> (B, N, C): the feature map as N = T*H*W points ("flatten", §3.3)."""
+    return features.flatten(2).transpose(1, 2)
+
+
+class CMD(PretrainMethod):
+    name = "cmd"
+
+    def __init__(self, cfg: dict):
+        super().__init__(cfg)
+        tasks, motion = set(cfg["tasks"]), cfg["motion"]
+        if not tasks or tasks - set(TASKS):
+            raise ConfigError(f"methods/cmd/config.yaml: `tasks: {cfg['tasks']}` must name some of {', '.join(TASKS)}")
+        if motion["loss"] not in MOTION_LOSSES:
+            raise ConfigError(f"methods/cmd/config.yaml: `motion.loss: {motion['loss']}` is not one of {', '.join(MOTION_LOSSES)}")
+        if motion["predictor"] not in PREDICTORS:
+            raise ConfigError(f"methods/cmd/config.yaml: `motion.predictor: {motion['predictor']}` is not built "
+                              f"(built: {', '.join(PREDICTORS)})")
+        clip, dim, hidden = cfg["clip"], int(cfg["embedding_dim"]), int(cfg["head_hidden"])
+        crop = int(clip["crop_size"])
+        self.v_net = build_backbone(cfg["backbone"], width_multiplier=float(cfg["width_multiplier"]))
+        if "context" in tasks:
+            self.g_v = MLPHead(self.v_net.out_dim, hidden, dim)
+            net = cfg["i_network"]
+            self.i_net = build_backbone(net["backbone"], width_multiplier=float(net["width_multiplier"]))
+            self.g_i = MLPHead(self.i_net.out_dim, hidden, dim)
+        if "motion" in tasks:
+            net = cfg["m_network"]
+            self.m_net = build_backbone(net["backbone"], width_multiplier=float(net["width_multiplier"]), in_channels=2)
+            v_shape = feature_shape(self.v_net, 3, int(clip["num_frames"]), crop)
+            m_shape = feature_shape(self.m_net, 2, int(motion["frames"]), crop)
+            t = cfg["transformer"]
+            self.predictor = MotionPredictor(v_shape[0], m_shape[0], v_shape[1] * v_shape[2] * v_shape[3], m_shape[1:],
+                                             d_model=int(t["hidden"]), nhead=int(t["heads"]),
+                                             num_encoder_layers=int(t["encoder_layers"]),
+                                             num_decoder_layers=int(t["decoder_layers"]),
+                                             dim_feedforward=int(t["feedforward"]))
+            # g^M_2 embeds predicted features; for Table 1's value losses it predicts the 2 vector
+            # components (MSE) or their bins (cross-entropy) instead, and g^M_1 is unused.
+            out = {"infonce": dim, "mse": 2, "cross_entropy": 2 * int(motion["bins"])}[motion["loss"]]
+            self.g_m2 = MLPHead(m_shape[0], hidden, out)
+            if motion["loss"] == "infonce":
+                self.g_m1 = MLPHead(m_shape[0], hidden, dim)
+
+    # -- read by the DAG ------------------------------------------------------------------------
+    @staticmethod
+    def pretrain_inputs(cfg: dict) -> list[str]:
+        return ["rgb", "compressed"]
+
+    @staticmethod
+    def describe(cfg: dict, pretrain: str) -> str:
+        clip, motion = cfg["clip"], cfg["motion"]
+        tasks = " + ".join({"context": "J_I (Eq. 1)", "motion": f"J_M ({motion['loss']}, {motion['period']})"}[t]
+                           for t in cfg["tasks"])
+        return (f"CMD {cfg['variant']} on {pretrain}: {cfg['epochs'][pretrain]} epochs, batch {cfg['batch_size']}, "
+                f"V {cfg['backbone']} x{cfg['width_multiplier']} {clip['num_frames']}x{clip['stride']}x{clip['crop_size']}^2, "
+                f"{tasks}, alpha {cfg['alpha']}, MV flip {cfg['mv_flip']}, decoder {cfg['decoder']}")
+
+    # -- the run --------------------------------------------------------------------------------
+    def pretrain_dataset(self, manifest, sources: DataSources, seed: int) -> CMDPretrainData:
+        return CMDPretrainData(manifest, sources.root, sources.cache("compressed"), self.cfg, seed, sources.video_dir)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        cfg, motion = self.cfg, self.cfg["motion"]
+        tau = float(cfg["temperature"])
+        x = self.v_net.forward_features(batch["clip"])  # (B, C1, T1, H1, W1)
+        terms = {}
+        if "context" in cfg["tasks"]:
+            clip = F.normalize(self.g_v(self.v_net.pool(x).flatten(1)), dim=1)
+            iframe = F.normalize(self.g_i(self.i_net(batch["iframe"])), dim=1)
+            terms["context"] = context_matching(clip, iframe, tau)
+        if "motion" in cfg["tasks"]:
+            predicted = self.g_m2(pointwise(self.predictor(x)))  # (B, N, out)
+            if motion["loss"] == "infonce":
+                b, k = batch["negatives"].shape[:2]
+                mv = torch.cat([batch["motion"], batch["negatives"].flatten(0, 1)]) if k else batch["motion"]
+                target = F.normalize(self.g_m1(pointwise(self.m_net.forward_features(mv))), dim=2)
+                hard = target[b:].flatten(0, 1) if k else None
+                terms["motion"] = motion_prediction(F.normalize(predicted, dim=2), target[:b], tau, hard)
+            else:
+                values = F.adaptive_avg_pool3d(batch["motion"], self.predictor.out_shape)  # (B, 2, T3, H3, W3)
+                values = pointwise(values)  # (B, N, 2)
+                if motion["loss"] == "mse":
+                    terms["motion"] = motion_value_mse(predicted, values)
+                else:
+                    bins = int(motion["bins"])
+                    logits = predicted.reshape(*predicted.shape[:2], 2, bins)
+                    terms["motion"] = motion_value_cross_entropy(logits, values, bins)
+        return terms
+
+    def total_loss(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        if len(terms) == 1:  # Table 4's single-modality rows: the one task's loss alone
+            return next(iter(terms.values()))
+        return joint_objective(terms["context"], terms["motion"], float(self.cfg["alpha"]))
+
+    def transfer_encoder(self) -> TransferEncoder:
+        """The V-Network without heads, reading RGB clips (§4.1: the video backbone is evaluated)."""
+        cfg = self.cfg
+        return TransferEncoder(backbone=cfg["backbone"], width_multiplier=float(cfg["width_multiplier"]), in_channels=3,
+                               module=self.v_net,
+                               input=input_block("rgb", cfg["clip"], cfg["normalize_mean"], cfg["normalize_std"]))
