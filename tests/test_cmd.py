@@ -186,7 +186,7 @@ def test_training_steps_reach_every_network_and_lower_the_loss():
 
 
 @pytest.mark.parametrize("variant", ["mp_current_c3d", "mp_cross_entropy_c3d", "mp_mse_c3d", "context_only_c3d",
-                                     "motion_only_c3d", "full_c3d_authors_flip", "full_r2plus1d26", "full_r3d26"])
+                                     "motion_only_c3d", "flow_c3d", "full_c3d_authors_flip", "full_r2plus1d26", "full_r3d26"])
 def test_variants_give_finite_terms(variant):
     torch.manual_seed(0)
     task = METHOD(smoke_cfg(variant))
@@ -205,3 +205,27 @@ def test_non_finite_term_is_named():
     batch["iframe"][0] = float("nan")
     with pytest.raises(SuiteError, match=r"non-finite loss at epoch 0 step 3: context = nan, motion = "):
         train_step(task, task, batch, {}, [], RunSettings.from_config(cfg, 1), torch.device("cpu"), "epoch 0 step 3")
+
+
+def test_flow_source_for_table4(square, tmp_path):
+    """Table 4 "I + Optical flow": the M-Network's windows cut from the TV-L1 cache's quantised flow,
+    rescaled to the decoded frame's pixels, flipped as vectors are."""
+    from datasets.motion.tvl1 import quantise_flow
+    from methods.cmd.data import flow_vectors
+
+    folder, video, cache = square
+    flow = np.zeros((26, 32, 64, 2), np.float32)  # computed at half the decoded 64 x 128
+    flow[:, 10:22, 4:40, 0] = 1.5  # 1.5 px right at half size = 3 px in decoded pixels
+    (tmp_path / "tvl1").mkdir()
+    np.savez(tmp_path / "tvl1" / "sq.npz", flow=quantise_flow(flow))
+    spec = ClipSpec(num_frames=8, stride=1, crop_size=64, short_side=64)
+    plan = ClipPlan(tuple(range(13, 21)), (0, 0), False)
+    right = flow_vectors(quantise_flow(flow), (64, 128), plan, spec)
+    assert direction(right) > 0 and float(right[0].max()) == pytest.approx(float(cd.normalise_mv(np.float32(3.0))), abs=0.01)
+    assert direction(flow_vectors(quantise_flow(flow), (64, 128), ClipPlan(plan.indices, (0, 0), True), spec)) < 0
+    cfg = smoke_cfg("flow_c3d")
+    assert METHOD.pretrain_inputs(cfg) == ["rgb", "compressed", "tvl1"]
+    s = CMDPretrainData(manifest_of(video), folder, cache, cfg, seed=0, flow_cache=tmp_path / "tvl1")[0]
+    assert s["motion"].shape == (2, 8, 32, 32) and s["negatives"].shape == (3, 2, 8, 32, 32)
+    with pytest.raises(MissingInputError, match="video sq: no TV-L1 flow cache"):
+        CMDPretrainData(manifest_of(video), folder, cache, cfg, seed=0, flow_cache=tmp_path)[0]

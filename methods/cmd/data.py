@@ -10,6 +10,9 @@ cache (`datasets.motion.compressed`, rule `cmd_compressed`), cut by its `mv_clip
 - `motion`: (2, 8, crop, crop), the clip's crop and flip; `negatives`: (3, 2, 8, crop, crop);
 - `video_index`.
 
+Table 4's "I + Optical flow" row (`motion.source: tvl1_flow`) reads the same windows from the TV-L1
+flow of the `tvl1` cache (rule `mcl_motion`, `flow` array) instead of the motion vectors.
+
 The flip of a motion-vector map: mirroring the columns turns a rightward motion into a leftward
 one, so the x component must change sign (`mv_flip: negate_dx`, our default). The authors' code
 (alibaba/Deep-Vision, Context-Motion-Decoupling/dataset/transforms.py, `MRandomHFlip`) mirrors
@@ -30,10 +33,12 @@ from core.errors import ConfigError, CorruptInputError, MissingInputError, Video
 from datasets.clips.reader import ClipReader, clip_spec, normalize
 from datasets.clips.sampling import ClipPlan, ClipSpec, random_crop_offset, resized_hw
 from datasets.motion.cache import cache_path
-from datasets.motion.compressed import mv_clip
+from datasets.motion.compressed import flip_mv, mv_clip, normalise_mv
+from datasets.motion.tvl1 import dequantise_flow
 from methods.cmd.sampling import plan_cmd_sample
 
 MV_FLIPS = ("negate_dx", "mirror_only")
+MOTION_SOURCES = ("mv", "tvl1_flow")  # Table 4: motion vectors (the paper's) or TV-L1 optical flow
 
 
 def motion_vectors(mv: np.ndarray, grid: int, frame_hw: tuple[int, int], plan: ClipPlan, spec: ClipSpec,
@@ -52,6 +57,33 @@ def motion_vectors(mv: np.ndarray, grid: int, frame_hw: tuple[int, int], plan: C
     return torch.from_numpy(np.ascontiguousarray(maps)).permute(3, 0, 1, 2).contiguous()
 
 
+def flow_vectors(flow: np.ndarray, frame_hw: tuple[int, int], plan: ClipPlan, spec: ClipSpec,
+                 flip: str = "negate_dx") -> torch.Tensor:
+    """(2, T, crop, crop) network input of the TV-L1 flow under a plan, cut as `motion_vectors` cuts
+    vectors, from the quantised flow (N, h, w, 2) of the `tvl1` cache (computed at h x w).
+
+    Frame t gets flow t - 1 (frame t-1 to t), the motion a P-frame's vectors carry into frame t
+    (frame 0 gets flow 0). Displacements are rescaled from the flow's pixels to the decoded frame's
+    (`frame_hw`), in which motion vectors are measured, and the maps resized bilinearly to the RGB
+    clip's frame size; then crop, flip and `normalise_mv` as for vectors (TV-L1 flow and vectors are
+    both clipped at +-20 px). Our choices: the paper gives no detail of its flow input."""
+    if flip not in MV_FLIPS:
+        raise ConfigError(f"methods/cmd/config.yaml: `mv_flip: {flip}` is not one of {', '.join(MV_FLIPS)}")
+    import cv2
+
+    height, width = frame_hw
+    out_h, out_w = resized_hw(height, width, spec.short_side)
+    indices = np.maximum(plan.indices_array - 1, 0)
+    maps = dequantise_flow(np.asarray(flow)[indices]) * (height / flow.shape[1])
+    maps = np.stack([cv2.resize(m, (out_w, out_h), interpolation=cv2.INTER_LINEAR) for m in maps])
+    top, left = plan.crop
+    maps = maps[:, top:top + spec.crop_size, left:left + spec.crop_size]
+    if plan.flip:
+        maps = flip_mv(maps) if flip == "negate_dx" else maps[:, :, ::-1]
+    maps = normalise_mv(maps)
+    return torch.from_numpy(np.ascontiguousarray(maps)).permute(3, 0, 1, 2).contiguous()
+
+
 def iframe_input(frame: np.ndarray, spec: ClipSpec, crop: tuple[int, int], flip: bool) -> torch.Tensor:
     """(3, 1, crop, crop) floats in [0, 1] of one I-frame (H, W, 3) uint8: resized so its short side
     is `spec.short_side` (bilinear, as RGB clips), cropped at `crop` and flipped if `flip`."""
@@ -65,39 +97,51 @@ def iframe_input(frame: np.ndarray, spec: ClipSpec, crop: tuple[int, int], flip:
     return x.permute(1, 0, 2, 3)  # (C, T=1, H, W)
 
 
-class CompressedVideo:
-    """The cached I-frames and motion vectors of one video (keeps the last one read)."""
+class VideoArrays:
+    """Named arrays of one video's cache file (keeps the last video read): the `compressed` cache
+    (I-frames, vectors) or the `tvl1` cache (flow). `what` and `how` name the cache and how to make
+    it in the errors."""
 
-    def __init__(self, cache_dir: str | Path):
-        self.cache_dir, self._video_id, self._data = Path(cache_dir), None, None
+    def __init__(self, cache_dir: str | Path, keys: tuple[str, ...], what: str, how: str):
+        self.cache_dir, self.keys, self.what, self.how = Path(cache_dir), keys, what, how
+        self._video_id, self._data = None, None
 
     def __call__(self, video_id) -> dict:
         if self._video_id != video_id:
             path = cache_path(self.cache_dir, video_id)
             if not path.is_file():
-                raise MissingInputError(f"video {video_id}: no compressed-domain cache {path}; compute the `compressed` "
-                                        f"cache of the manifest's videos (rule cmd_compressed, datasets.motion.compressed) "
-                                        f"into {self.cache_dir}")
+                raise MissingInputError(f"video {video_id}: no {self.what} cache {path}; compute the cache of the "
+                                        f"manifest's videos ({self.how}) into {self.cache_dir}")
             try:
                 with np.load(path) as data:
-                    arrays = {k: data[k] for k in ("iframes", "iframe_indices", "mv", "grid")}
+                    arrays = {k: data[k] for k in self.keys}
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-                raise CorruptInputError(f"video {video_id}: unreadable compressed-domain cache {path} ({err}); "
-                                        f"delete it and recompute it (datasets.motion.compressed)") from None
+                raise CorruptInputError(f"video {video_id}: unreadable {self.what} cache {path} ({err!r}); "
+                                        f"delete it and recompute it ({self.how})") from None
             self._data, self._video_id = arrays, video_id
         return self._data
 
 
 class CMDPretrainData(Dataset):
     def __init__(self, manifest: pd.DataFrame, root: str | Path, cache: str | Path, cfg: dict, seed: int,
-                 video_dir: str | Path | None = None):
+                 video_dir: str | Path | None = None, flow_cache: str | Path | None = None):
         self.videos = manifest.reset_index(drop=True)
         self.cfg, self.seed, self.epoch = cfg, seed, 0
         self.spec = clip_spec(cfg)
         self.tasks = set(cfg["tasks"])
         self.reader = ClipReader(root, self.spec, cfg["normalize_mean"], cfg["normalize_std"], video_dir=video_dir,
                                  decoder=cfg["decoder"], augment=cfg["augment"])
-        self.compressed = CompressedVideo(cache)
+        self.compressed = VideoArrays(cache, ("iframes", "iframe_indices", "mv", "grid"), "compressed-domain",
+                                      "rule cmd_compressed, datasets.motion.compressed")
+        source = cfg["motion"]["source"]
+        if source not in MOTION_SOURCES:
+            raise ConfigError(f"methods/cmd/config.yaml: `motion.source: {source}` is not one of {', '.join(MOTION_SOURCES)}")
+        self.flow = None
+        if source == "tvl1_flow" and "motion" in self.tasks:
+            if flow_cache is None:
+                raise MissingInputError("motion.source tvl1_flow reads the `tvl1` cache's flow; pass --input tvl1=DIR")
+            self.flow = VideoArrays(flow_cache, ("flow",), "TV-L1 flow",
+                                    "rule mcl_motion with motion_inputs.tvl1_store_flow: true, datasets.motion.tvl1")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -113,6 +157,9 @@ class CMDPretrainData(Dataset):
         torch.manual_seed(int(rng.integers(2**31)))
         data = self.compressed(row.video_id)
         frames = min(int(row.num_frames), len(data["mv"]))  # frames with both RGB and motion vectors
+        flow = self.flow(row.video_id)["flow"] if self.flow is not None else None
+        if flow is not None:
+            frames = min(frames, len(flow))
         motion = cfg["motion"]
         try:
             plan = plan_cmd_sample(frames, data["iframe_indices"], self.reader.frame_hw(row), spec, rng,
@@ -135,7 +182,10 @@ class CMDPretrainData(Dataset):
         if "motion" in self.tasks:
             mspec = ClipSpec(int(motion["frames"]), 1, spec.crop_size, spec.short_side)
             grid, flip = int(data["grid"]), str(cfg["mv_flip"])
-            cut = lambda p: motion_vectors(data["mv"], grid, (height, width), p, mspec, flip)  # noqa: E731
+            if flow is None:
+                cut = lambda p: motion_vectors(data["mv"], grid, (height, width), p, mspec, flip)  # noqa: E731
+            else:
+                cut = lambda p: flow_vectors(flow, (height, width), p, mspec, flip)  # noqa: E731
             sample["motion"] = cut(plan.motion)
             sample["negatives"] = (torch.stack([cut(p) for p in plan.negatives]) if plan.negatives
                                    else sample["motion"].new_zeros((0, *sample["motion"].shape)))

@@ -82,12 +82,14 @@ class CMD(PretrainMethod):
     # -- read by the DAG ------------------------------------------------------------------------
     @staticmethod
     def pretrain_inputs(cfg: dict) -> list[str]:
-        return ["rgb", "compressed"]
+        # I-frames always come from the compressed cache; Table 4's flow row adds the TV-L1 cache.
+        flow = cfg["motion"]["source"] == "tvl1_flow" and "motion" in cfg["tasks"]
+        return ["rgb", "compressed", "tvl1"] if flow else ["rgb", "compressed"]
 
     @staticmethod
     def describe(cfg: dict, pretrain: str) -> str:
         clip, motion = cfg["clip"], cfg["motion"]
-        tasks = " + ".join({"context": "J_I (Eq. 1)", "motion": f"J_M ({motion['loss']}, {motion['period']})"}[t]
+        tasks = " + ".join({"context": "J_I (Eq. 1)", "motion": f"J_M ({motion['loss']}, {motion['period']}, {motion['source']})"}[t]
                            for t in cfg["tasks"])
         return (f"CMD {cfg['variant']} on {pretrain}: {cfg['epochs'][pretrain]} epochs, batch {cfg['batch_size']}, "
                 f"V {cfg['backbone']} x{cfg['width_multiplier']} {clip['num_frames']}x{clip['stride']}x{clip['crop_size']}^2, "
@@ -95,7 +97,8 @@ class CMD(PretrainMethod):
 
     # -- the run --------------------------------------------------------------------------------
     def pretrain_dataset(self, manifest, sources: DataSources, seed: int) -> CMDPretrainData:
-        return CMDPretrainData(manifest, sources.root, sources.cache("compressed"), self.cfg, seed, sources.video_dir)
+        flow = sources.cache("tvl1") if "tvl1" in self.pretrain_inputs(self.cfg) else None
+        return CMDPretrainData(manifest, sources.root, sources.cache("compressed"), self.cfg, seed, sources.video_dir, flow)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg, motion = self.cfg, self.cfg["motion"]
