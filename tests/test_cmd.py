@@ -185,7 +185,7 @@ def test_training_steps_reach_every_network_and_lower_the_loss():
     assert encoder.module is task.v_net and encoder.input["kind"] == "rgb" and encoder.backbone == "c3d"
 
 
-@pytest.mark.parametrize("variant", ["mp_current_c3d", "mp_cross_entropy_c3d", "mp_mse_c3d", "context_only_c3d",
+@pytest.mark.parametrize("variant", ["mp_current_c3d", "mp_cross_entropy_c3d", "mp_mse_c3d", "mp_convgru_c3d", "context_only_c3d",
                                      "motion_only_c3d", "flow_c3d", "full_c3d_authors_flip", "full_r2plus1d26", "full_r3d26"])
 def test_variants_give_finite_terms(variant):
     torch.manual_seed(0)
@@ -229,3 +229,16 @@ def test_flow_source_for_table4(square, tmp_path):
     assert s["motion"].shape == (2, 8, 32, 32) and s["negatives"].shape == (3, 2, 8, 32, 32)
     with pytest.raises(MissingInputError, match="video sq: no TV-L1 flow cache"):
         CMDPretrainData(manifest_of(video), folder, cache, cfg, seed=0, flow_cache=tmp_path)[0]
+
+
+def test_convgru_predictor_shapes_and_gradient():
+    """Table 1's ConvGRU: T1 input steps in, T3 predicted maps at the M-Network's (H3, W3) out."""
+    from methods.cmd.model import ConvGRUPredictor
+
+    torch.manual_seed(0)
+    net = ConvGRUPredictor(8, 6, (2, 3, 3), hidden=16, kernel=3)
+    x = torch.randn(2, 8, 4, 5, 5, requires_grad=True)
+    y = net(x)
+    assert y.shape == (2, 6, 2, 3, 3)
+    y.square().sum().backward()
+    assert x.grad[:, :, 0].abs().sum() > 0  # the first input step reaches the prediction

@@ -20,7 +20,49 @@ from methods.training.method import DataSources, PretrainMethod, TransferEncoder
 
 TASKS = ("context", "motion")
 MOTION_LOSSES = ("infonce", "mse", "cross_entropy")  # Table 1 "Loss"
-PREDICTORS = ("transformer",)  # Table 1 "Encoder-Decoder"; ConvGRU is not built (config.yaml says why)
+PREDICTORS = ("transformer", "convgru")  # Table 1 "Encoder-Decoder"
+
+
+class ConvGRUCell(nn.Module):
+    """A convolutional GRU cell (Ballas et al. [4]): the GRU's gates as k x k convolutions."""
+
+    def __init__(self, in_dim: int, hidden: int, kernel: int):
+        super().__init__()
+        self.hidden = hidden
+        self.gates = nn.Conv2d(in_dim + hidden, 2 * hidden, kernel, padding=kernel // 2)
+        self.candidate = nn.Conv2d(in_dim + hidden, hidden, kernel, padding=kernel // 2)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        update, reset = torch.sigmoid(self.gates(torch.cat([x, h], dim=1))).chunk(2, dim=1)
+        candidate = torch.tanh(self.candidate(torch.cat([x, reset * h], dim=1)))
+        return (1 - update) * h + update * candidate
+
+
+class ConvGRUPredictor(nn.Module):
+    """Table 1's "ConvGRU" encoder-decoder [4, 18] in place of the Transformer: a ConvGRU reads the
+    clip's feature map (B, C1, T1, H1, W1) step by step over T1; its state, resized to (H3, W3), then
+    predicts the T3 motion feature maps one after the other, each fed back as the next step's input
+    (the dense predictive coding of [18]). Layout and sizes are not in the paper (our choices)."""
+
+    def __init__(self, in_dim: int, out_dim: int, out_shape: tuple[int, int, int], hidden: int, kernel: int):
+        super().__init__()
+        self.out_shape = tuple(out_shape)
+        self.encoder = ConvGRUCell(in_dim, hidden, kernel)
+        self.decoder = ConvGRUCell(out_dim, hidden, kernel)
+        self.out = nn.Conv2d(hidden, out_dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, steps, height, width = x.shape
+        h = x.new_zeros(b, self.encoder.hidden, height, width)
+        for t in range(steps):
+            h = self.encoder(x[:, :, t], h)
+        h = F.interpolate(h, size=self.out_shape[1:], mode="nearest") if h.shape[-2:] != self.out_shape[1:] else h
+        outputs = []
+        for _ in range(self.out_shape[0]):
+            y = self.out(h)
+            outputs.append(y)
+            h = self.decoder(y, h)
+        return torch.stack(outputs, dim=2)  # (B, C3, T3, H3, W3)
 
 
 @torch.no_grad()
@@ -66,12 +108,16 @@ class CMD(PretrainMethod):
             self.m_net = build_backbone(net["backbone"], width_multiplier=float(net["width_multiplier"]), in_channels=2)
             v_shape = feature_shape(self.v_net, 3, int(clip["num_frames"]), crop)
             m_shape = feature_shape(self.m_net, 2, int(motion["frames"]), crop)
-            t = cfg["transformer"]
-            self.predictor = MotionPredictor(v_shape[0], m_shape[0], v_shape[1] * v_shape[2] * v_shape[3], m_shape[1:],
-                                             d_model=int(t["hidden"]), nhead=int(t["heads"]),
-                                             num_encoder_layers=int(t["encoder_layers"]),
-                                             num_decoder_layers=int(t["decoder_layers"]),
-                                             dim_feedforward=int(t["feedforward"]))
+            if motion["predictor"] == "transformer":
+                t = cfg["transformer"]
+                self.predictor = MotionPredictor(v_shape[0], m_shape[0], v_shape[1] * v_shape[2] * v_shape[3], m_shape[1:],
+                                                 d_model=int(t["hidden"]), nhead=int(t["heads"]),
+                                                 num_encoder_layers=int(t["encoder_layers"]),
+                                                 num_decoder_layers=int(t["decoder_layers"]),
+                                                 dim_feedforward=int(t["feedforward"]))
+            else:
+                g = cfg["convgru"]
+                self.predictor = ConvGRUPredictor(v_shape[0], m_shape[0], m_shape[1:], int(g["hidden"]), int(g["kernel"]))
             # g^M_2 embeds predicted features; for Table 1's value losses it predicts the 2 vector
             # components (MSE) or their bins (cross-entropy) instead, and g^M_1 is unused.
             out = {"infonce": dim, "mse": 2, "cross_entropy": 2 * int(motion["bins"])}[motion["loss"]]
@@ -93,7 +139,7 @@ class CMD(PretrainMethod):
                            for t in cfg["tasks"])
         return (f"CMD {cfg['variant']} on {pretrain}: {cfg['epochs'][pretrain]} epochs, batch {cfg['batch_size']}, "
                 f"V {cfg['backbone']} x{cfg['width_multiplier']} {clip['num_frames']}x{clip['stride']}x{clip['crop_size']}^2, "
-                f"{tasks}, alpha {cfg['alpha']}, MV flip {cfg['mv_flip']}, decoder {cfg['decoder']}")
+                f"{tasks}, {motion['predictor']}, alpha {cfg['alpha']}, MV flip {cfg['mv_flip']}, decoder {cfg['decoder']}")
 
     # -- the run --------------------------------------------------------------------------------
     def pretrain_dataset(self, manifest, sources: DataSources, seed: int) -> CMDPretrainData:
