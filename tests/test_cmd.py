@@ -242,3 +242,44 @@ def test_convgru_predictor_shapes_and_gradient():
     assert y.shape == (2, 6, 2, 3, 3)
     y.square().sum().backward()
     assert x.grad[:, :, 0].abs().sum() > 0  # the first input step reaches the prediction
+
+
+def _losses_worker(rank: int, world: int, port: int, results) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        x, z, pred, target, hard = _ddp_inputs()
+        half = len(x) // world
+        mine = slice(rank * half, (rank + 1) * half)
+        hard_half = len(hard) // world
+        results[rank] = (context_matching(x[mine], z[mine], 0.2).item(),
+                         motion_prediction(pred[mine], target[mine], 0.2,
+                                           hard[rank * hard_half:(rank + 1) * hard_half]).item())
+    finally:
+        dist.destroy_process_group()
+
+
+def _ddp_inputs():
+    g = torch.Generator().manual_seed(5)
+    return (F.normalize(torch.randn(4, 6, generator=g), dim=1), F.normalize(torch.randn(4, 6, generator=g), dim=1),
+            F.normalize(torch.randn(4, 3, 6, generator=g), dim=2), F.normalize(torch.randn(4, 3, 6, generator=g), dim=2),
+            F.normalize(torch.randn(8, 6, generator=g), dim=1))
+
+
+def test_losses_under_ddp_equal_the_whole_batch():
+    """On two gloo processes each holding half of the batch, the negatives are the whole batch's (keys
+    gathered), each query's positive is its own key: the mean of the two losses is the one-process loss."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    results = mp.Manager().dict()
+    mp.spawn(_losses_worker, args=(2, port, results), nprocs=2, join=True)
+    x, z, pred, target, hard = _ddp_inputs()
+    assert (results[0][0] + results[1][0]) / 2 == pytest.approx(context_matching(x, z, 0.2).item(), rel=1e-5)
+    assert (results[0][1] + results[1][1]) / 2 == pytest.approx(motion_prediction(pred, target, 0.2, hard).item(), rel=1e-5)
