@@ -47,7 +47,9 @@ from datasets.motion.cache import extraction_parser, run_extraction
 GRID = 4
 PICT_I, PICT_P, PICT_B = 1, 2, 3
 # CoViAR dataset.py (chaoyuaw/pytorch-coviar), which CMD's README names as its loader:
-# `clip_and_scale(img, 20)`, i.e. vectors clipped to +-20 px. CMD's own value is not available to us.
+# `clip_and_scale(img, 20)`, i.e. vectors clipped to +-20 px. CMD's own code (alibaba/Deep-Vision,
+# Context-Motion-Decoupling dataset/transforms.py MNormalize) clamps to +-10 px and divides by 10
+# instead: a paper-versus-code difference in tables/discrepancies.yaml (`cmd_mv_values`).
 MV_BOUND = 20.0
 
 
@@ -132,8 +134,8 @@ def normalise_mv(mv: np.ndarray, bound: float = MV_BOUND) -> np.ndarray:
 
     chaoyuaw/pytorch-coviar dataset.py: `clip_and_scale(img, 20)` = int32(mv * 127.5 / 20),
     `+ 128`, clipped to 0..255 as uint8, then `/ 255 - 0.5`: about mv / 40 within [-0.5, 0.5],
-    vectors beyond +-20 px saturating. CMD's own code for this step is not available to us, so
-    its values are unconfirmed (open gap).
+    vectors beyond +-20 px saturating. CMD's own code clamps to +-10 px and divides by 10 (the
+    register's `cmd_mv_values`; the paper states neither), which is not done here.
     """
     q = np.trunc(np.asarray(mv, np.float32) * (127.5 / bound)) + 128
     return np.clip(q, 0, 255).astype(np.uint8).astype(np.float32) / 255.0 - 0.5
