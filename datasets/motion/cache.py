@@ -19,13 +19,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
-from core.errors import VideoDecodeError
+from core.errors import CorruptInputError, MissingInputError, VideoDecodeError
 from core.io import write_csv, write_json
 from datasets.manifests.manifest import QUARANTINE_COLUMNS
 
@@ -62,6 +64,35 @@ def extraction_parser(description: str, root_help: str) -> argparse.ArgumentPars
 
 def cache_path(out_dir: str | os.PathLike, video_id) -> Path:
     return Path(out_dir) / f"{video_id}.npz"
+
+
+class VideoArrays:
+    """Named arrays of one video's cache file, keeping the last video read (a sample cuts several
+    clips of one video): e.g. the `compressed` cache's I-frames and vectors, or the `tvl1` cache's
+    flow or motion maps. `what` and `how` name the cache and how to make it in the errors."""
+
+    def __init__(self, cache_dir: str | Path, keys: tuple[str, ...], what: str, how: str):
+        self.cache_dir, self.keys, self.what, self.how = Path(cache_dir), keys, what, how
+        self._video_id, self._data = None, None
+
+    def __call__(self, video_id) -> dict:
+        if self._video_id != video_id:
+            path = cache_path(self.cache_dir, video_id)
+            if not path.is_file():
+                raise MissingInputError(f"video {video_id}: no {self.what} cache {path}; compute the cache of the "
+                                        f"manifest's videos ({self.how}) into {self.cache_dir}")
+            try:
+                with np.load(path) as data:
+                    arrays = {k: data[k] for k in self.keys}
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+                raise CorruptInputError(f"video {video_id}: unreadable {self.what} cache {path} ({err!r}); "
+                                        f"delete it and recompute it ({self.how})") from None
+            self._data, self._video_id = arrays, video_id
+        return self._data
+
+    def forget(self) -> None:
+        """Drop the kept video, so that the next call reads its file again (after a caller refused it)."""
+        self._video_id, self._data = None, None
 
 
 def read_manifest(manifest: str | os.PathLike, limit: int = 0) -> pd.DataFrame:

@@ -20,7 +20,6 @@ the columns only; `mv_flip: mirror_only` reproduces that.
 """
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,7 @@ from torch.utils.data import Dataset
 from core.errors import ConfigError, CorruptInputError, MissingInputError, VideoDecodeError
 from datasets.clips.reader import ClipReader, clip_spec, normalize
 from datasets.clips.sampling import ClipPlan, ClipSpec, random_crop_offset, resized_hw
-from datasets.motion.cache import cache_path
+from datasets.motion.cache import VideoArrays
 from datasets.motion.compressed import flip_mv, mv_clip, normalise_mv
 from datasets.motion.tvl1 import dequantise_flow
 from methods.cmd.sampling import plan_cmd_sample
@@ -95,31 +94,6 @@ def iframe_input(frame: np.ndarray, spec: ClipSpec, crop: tuple[int, int], flip:
     if flip:
         x = x.flip(-1)
     return x.permute(1, 0, 2, 3)  # (C, T=1, H, W)
-
-
-class VideoArrays:
-    """Named arrays of one video's cache file (keeps the last video read): the `compressed` cache
-    (I-frames, vectors) or the `tvl1` cache (flow). `what` and `how` name the cache and how to make
-    it in the errors."""
-
-    def __init__(self, cache_dir: str | Path, keys: tuple[str, ...], what: str, how: str):
-        self.cache_dir, self.keys, self.what, self.how = Path(cache_dir), keys, what, how
-        self._video_id, self._data = None, None
-
-    def __call__(self, video_id) -> dict:
-        if self._video_id != video_id:
-            path = cache_path(self.cache_dir, video_id)
-            if not path.is_file():
-                raise MissingInputError(f"video {video_id}: no {self.what} cache {path}; compute the cache of the "
-                                        f"manifest's videos ({self.how}) into {self.cache_dir}")
-            try:
-                with np.load(path) as data:
-                    arrays = {k: data[k] for k in self.keys}
-            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-                raise CorruptInputError(f"video {video_id}: unreadable {self.what} cache {path} ({err!r}); "
-                                        f"delete it and recompute it ({self.how})") from None
-            self._data, self._video_id = arrays, video_id
-        return self._data
 
 
 class CMDPretrainData(Dataset):

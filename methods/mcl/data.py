@@ -10,7 +10,6 @@ cut to the same frames and crop (the target of the motion alignment loss, §3.3)
 """
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from torch.utils.data import Dataset
 from datasets.clips.reader import ClipReader, clip_spec
 from datasets.clips.sampling import ClipPlan, plan_train_clip
 from core.errors import CorruptInputError, MissingInputError, VideoDecodeError
-from datasets.motion.cache import cache_path
+from datasets.motion.cache import VideoArrays, cache_path
 from methods.mcl.sampling import plan_motion_focused_clip, resize_map
 
 
@@ -33,34 +32,30 @@ def uses_motion(cfg: dict) -> bool:
 
 
 class MotionMaps:
-    """ST-motion (N, H, W) of the videos in a `datasets.motion.tvl1` cache; keeps the last video,
-    since a sample cuts two clips of one video."""
+    """ST-motion (N, H, W) of the videos in a `datasets.motion.tvl1` cache, checked for the layout
+    and finiteness that L_MAL and the TA/SA choices need; keeps the last video, since a sample cuts
+    two clips of one video."""
 
     def __init__(self, cache_dir: str | Path):
-        self.cache_dir, self._video_id, self._motion = Path(cache_dir), None, None
+        self.arrays = VideoArrays(cache_dir, ("motion",), "TV-L1 motion",
+                                  "the `tvl1` motion cache of the manifest's videos, datasets.motion.tvl1")
+        self._checked = None
 
     def __call__(self, video_id) -> np.ndarray:
-        if self._video_id != video_id:
-            path = cache_path(self.cache_dir, video_id)
-            if not path.is_file():
-                raise MissingInputError(f"video {video_id}: no TV-L1 motion cache {path}; compute the `tvl1` motion "
-                                        f"cache of the manifest's videos (datasets.motion.tvl1) into {self.cache_dir}")
-            try:
-                with np.load(path) as data:
-                    self._motion, self._video_id = data["motion"], video_id
-            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:  # truncated npz, or no `motion` array
-                raise CorruptInputError(f"video {video_id}: unreadable TV-L1 motion cache {path} ({err}); "
-                                        f"delete it and recompute it (datasets.motion.tvl1)") from None
-            if self._motion.ndim != 3:  # (frames, H, W): a flow field or a single map is another file's layout
-                shape, self._video_id = self._motion.shape, None
-                raise CorruptInputError(f"video {video_id}: TV-L1 motion cache {path} holds `motion` of shape {shape}, "
+        motion = self.arrays(video_id)["motion"]
+        if self._checked != video_id:
+            path = cache_path(self.arrays.cache_dir, video_id)
+            if motion.ndim != 3:  # (frames, H, W): a flow field or a single map is another file's layout
+                self.arrays.forget()
+                raise CorruptInputError(f"video {video_id}: TV-L1 motion cache {path} holds `motion` of shape {motion.shape}, "
                                         f"not (frames, height, width); delete it and recompute it (datasets.motion.tvl1)")
-            if not np.isfinite(self._motion).all():  # would make L_MAL and the TA/SA choices non-finite
-                bad = int((~np.isfinite(self._motion)).sum())
-                self._video_id = None
+            if not np.isfinite(motion).all():  # would make L_MAL and the TA/SA choices non-finite
+                bad = int((~np.isfinite(motion)).sum())
+                self.arrays.forget()
                 raise CorruptInputError(f"video {video_id}: TV-L1 motion cache {path} holds {bad} non-finite value(s); "
                                         f"delete it and recompute it (datasets.motion.tvl1)")
-        return self._motion
+            self._checked = video_id
+        return motion
 
 
 def clip_motion(motion: np.ndarray, plan: ClipPlan, frame_hw: tuple[int, int], crop: int, size: int) -> torch.Tensor:
