@@ -112,6 +112,28 @@ def test_a_stage_trains_only_its_submodules():
     assert not torch.equal(before["lower.weight"], snapshot(task)["lower.weight"])
 
 
+def test_an_evaluation_point_after_each_epoch_leaves_the_training_unchanged():
+    class Dropped(Toy):  # dropout: the training draws from the global random stream
+        def forward(self, batch):
+            error = self.upper(nn.functional.dropout(self.lower(batch["x"]), 0.5, self.training)) - batch["y"]
+            return {"mse": error.pow(2).mean()}
+
+    plain = Dropped()
+    torch.manual_seed(1)
+    fit(plain, Pairs(), settings(epochs=3))
+    seen, evaluated = [], Dropped()
+
+    def evaluation_point(epochs_done):  # what a protocol's evaluation does: eval mode, random draws
+        seen.append(epochs_done)
+        evaluated.eval()
+        torch.rand(100)
+
+    torch.manual_seed(1)
+    fit(evaluated, Pairs(), settings(epochs=3), on_epoch_end=evaluation_point)
+    assert seen == [1, 2, 3]
+    assert all(torch.equal(a, b) for a, b in zip(snapshot(plain).values(), snapshot(evaluated).values()))
+
+
 def test_stages_must_cover_the_epochs():
     with pytest.raises(ConfigError, match="do not add up"):
         fit(Toy(stages=[Stage("one", 1)]), Pairs(), settings(epochs=2))

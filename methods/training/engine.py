@@ -25,6 +25,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import torch
@@ -183,12 +184,14 @@ def _csv_value(value) -> str:
 
 
 def fit(task: TrainingTask, dataset: Dataset, settings: RunSettings, out: Path | None = None,
-        fingerprint: dict | None = None) -> dict:
+        fingerprint: dict | None = None, on_epoch_end: Callable[[int], None] | None = None) -> dict:
     """Train `task` on `dataset`; returns the summary (also written to `out/summary.json`).
 
     With `out`, the run resumes from `out/last.pt` when its fingerprint matches and it is not
     finished, and writes log.csv, curve.png and summary.json there. Without `out` (a protocol's
-    fine-tuning) nothing is written and nothing resumes."""
+    fine-tuning) nothing is written and nothing resumes. `on_epoch_end(n)` runs on the main process
+    after the n-th epoch (1-based) and its resume state (evaluation points, snapshots); the random
+    streams are restored after it, so the training goes on as without it."""
     procs = Distributed.setup()
     device = procs.device
     if settings.batch_size % procs.world:
@@ -258,6 +261,10 @@ def fit(task: TrainingTask, dataset: Dataset, settings: RunSettings, out: Path |
                 "epoch": epoch + 1, "stage": stage.name, "rng": rng_state(), "fingerprint": dict(fingerprint or {}),
                 "data_order": {"seed": settings.seed, "next_epoch": epoch + 1, "sampler": type(sampler).__name__},
             })
+        if on_epoch_end is not None and procs.main:
+            state = rng_state()  # an evaluation point must not change the rest of the training
+            on_epoch_end(epoch + 1)
+            set_rng_state(state)
 
     frame = log.frame()
     summary = run_summary(frame, settings, steps_per_epoch, epoch_seconds, clips, start_epoch, len(dataset), procs, fingerprint)
