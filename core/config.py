@@ -58,17 +58,26 @@ def deep_merge(base: dict, override: dict) -> dict:
 
 
 def method_config(method: str, scale: str, variant: str | None = None) -> dict:
-    """Paper config of `method`, with the scale profile's overrides and then `variant`'s switches."""
+    """Paper config of `method`, with the scale profile's overrides and then `variant`'s switches.
+
+    A variant that changes a size the profile sets (CMD's Kinetics-400 batch of 512, say) gets the
+    profile's own value for it from the profile section's `variants: {<variant>: {...}}`, merged last."""
     path = ROOT / "methods" / method / "config.yaml"
     if not path.exists():
         raise ConfigError(f"no config for method {method!r} at {path.relative_to(ROOT)}")
     cfg = copy.deepcopy(_load_yaml(str(path)))
     variants = cfg.pop("variants", {}) or {}
-    cfg = deep_merge(cfg, load_scale(scale).get(method, {}))
+    section = copy.deepcopy(load_scale(scale).get(method, {}) or {})
+    sized_variants = section.pop("variants", {}) or {}
+    unknown = sorted(set(sized_variants) - set(variants))
+    if unknown:
+        raise ConfigError(f"config/scales/{scale}.yaml `{method}: variants:` names {', '.join(unknown)}, "
+                          f"not variants of methods/{method}/config.yaml")
+    cfg = deep_merge(cfg, section)
     if variant is not None:
         if variant not in variants:
             raise ConfigError(f"method {method!r} has no variant {variant!r}; known: {', '.join(sorted(variants))}")
-        cfg = deep_merge(cfg, variants[variant] or {})
+        cfg = deep_merge(deep_merge(cfg, variants[variant] or {}), sized_variants.get(variant) or {})
         cfg["variant"] = variant
     cfg["scale"] = scale
     return cfg

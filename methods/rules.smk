@@ -68,6 +68,12 @@ def pretrain_source_args(w):
 
 
 
+# Methods that pretrain (rule `pretrain`), and baselines that start from their random initialisation
+# (rule `random_start`: methods/random_init).
+_PRETRAINING_METHODS = [m for m in _method_names() if _method_class(m).pretrains]
+_RANDOM_START_METHODS = [m for m in _method_names() if not _method_class(m).pretrains]
+
+
 rule pretrain:
     input:
         unpack(pretrain_input_files),
@@ -76,7 +82,7 @@ rule pretrain:
         curve=report(f"{RESULTS}/pretrain/{{method}}/{{variant}}/{{pretrain}}/curve.png", category="Training curves",
                      subcategory="{method}", labels={"variant": "{variant}", "pretraining data": "{pretrain}"}),
     wildcard_constraints:
-        method="|".join(_method_names()),
+        method="|".join(_PRETRAINING_METHODS),
     params:
         root=lambda w: dataset_root(w.pretrain),
         sources=pretrain_source_args,
@@ -105,10 +111,45 @@ use rule pretrain as pretrain_seeded with:
         curve=report(f"{RESULTS}/pretrain/{{method}}/{{variant}}/{{pretrain}}/seed{{seed}}/curve.png", category="Training curves",
                      subcategory="{method}", labels={"variant": "{variant} seed {seed}", "pretraining data": "{pretrain}"}),
     wildcard_constraints:
-        method="|".join(_method_names()),
+        method="|".join(_PRETRAINING_METHODS),
         seed=r"[0-9]+",
     log:
         f"{RESULTS}/logs/pretrain_{{method}}_{{variant}}_{{pretrain}}_seed{{seed}}.log",
+
+
+rule random_start:
+    """A baseline's checkpoint: its backbone at the seeded random initialisation (no data, no step)."""
+    input:
+        method_config="methods/{method}/config.yaml",
+        scale_profile=f"config/scales/{SCALE}.yaml",
+    output:
+        checkpoint=f"{RESULTS}/pretrain/{{method}}/{{variant}}/none/checkpoint.pt",
+    wildcard_constraints:
+        method="|".join(_RANDOM_START_METHODS) or "^$",
+    params:
+        out=lambda w: f"{RESULTS}/pretrain/{w.method}/{w.variant}/none{_seed_folder(w.get('seed'))}",
+        seed=lambda w: "" if w.get("seed") is None else f"--seed {w.seed}",
+        summary=lambda w: _method_class(w.method).describe(pretrain_config(w), "none"),
+    message:
+        "{params.summary}"
+    threads: job_resources("default")["threads"]
+    resources:
+        **rule_resources("default"),
+    log:
+        f"{RESULTS}/logs/random_start_{{method}}_{{variant}}.log",
+    shell:
+        "{PY} -m methods.{wildcards.method}.baseline --variant {wildcards.variant} --scale {SCALE} {params.seed} "
+        "--out {params.out} 2> {log}"
+
+
+use rule random_start as random_start_seeded with:
+    output:
+        checkpoint=f"{RESULTS}/pretrain/{{method}}/{{variant}}/none/seed{{seed}}/checkpoint.pt",
+    wildcard_constraints:
+        method="|".join(_RANDOM_START_METHODS) or "^$",
+        seed=r"[0-9]+",
+    log:
+        f"{RESULTS}/logs/random_start_{{method}}_{{variant}}_seed{{seed}}.log",
 
 
 if INIT_WEIGHTS:

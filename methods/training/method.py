@@ -103,6 +103,9 @@ class PretrainMethod(TrainingTask):
     """Base class of a method (see the module docstring). Subclasses set `name`."""
 
     name: ClassVar[str] = ""
+    # False for a baseline with no pretraining (methods/random_init): the DAG writes its checkpoint
+    # with rule `random_start` instead of `pretrain`.
+    pretrains: ClassVar[bool] = True
 
     def __init__(self, cfg: dict):
         super().__init__()
