@@ -52,7 +52,7 @@ def protocol_main(protocol: str, evaluate: Evaluate, description: str, headline:
     try:
         profile = load_scale(args.scale)
         checkpoint = load_checkpoint(args.checkpoint)
-        settings, recipe = protocol_settings(profile, protocol, checkpoint["provenance"].get("method"))
+        settings, recipe = protocol_settings(profile, protocol, recipe_owner(checkpoint["provenance"]), args.manifest.stem)
         manifest = pd.read_csv(args.manifest)
         metrics = evaluate(checkpoint, manifest, args.root, args.motion_cache, settings, int(profile.get("seed", 0)))
         metrics.update({"scale": args.scale, "protocol": args.protocol, "checkpoint": str(args.checkpoint), "recipe": recipe,
@@ -66,17 +66,35 @@ def protocol_main(protocol: str, evaluate: Evaluate, description: str, headline:
     print(f"{args.protocol}: {headline} {metrics[headline]:.1f}% on {args.manifest.name} -> {args.out}")
 
 
-def protocol_settings(profile: dict, protocol: str, method: str | None) -> tuple[dict, str]:
+def recipe_owner(provenance: dict) -> str | None:
+    """The method whose evaluation recipe a checkpoint is evaluated with: its pretraining method, or
+    for a baseline with no pretraining (methods/random_init) the method it is compared with."""
+    return provenance.get("recipe_method") or provenance.get("method")
+
+
+def protocol_settings(profile: dict, protocol: str, method: str | None, evaluation_set: str = "") -> tuple[dict, str]:
     """(settings, recipe name) of `protocol` for a checkpoint pretrained by `method`: the profile's
     shared `<protocol>:` section, with the method's own recipe (`method_recipes: {<method>:
-    {<protocol>: {...}}}`) merged over it key by key where the profile has one. Only the full
-    profile lists method recipes, so smoke and mini sizes stay the shared sections'."""
+    {<protocol>: {...}}}`) merged over it key by key where the profile has one. The full profile
+    lists the methods' recipes; smoke sets only what a table needs of one (CMD's evaluation
+    epochs), so its sizes stay the shared sections'.
+
+    A recipe whose values differ per evaluation dataset (CMD §4.1: UCF101 and HMDB51 fine-tune at
+    different learning rates) lists them under `per_dataset: {<dataset>: {...}}`, merged last for
+    every evaluation set whose id starts with `<dataset>` (hmdb51 -> hmdb51_split1, ...)."""
     if protocol not in profile:
         raise ConfigError(f"--scale: profile {profile.get('scale')!r} has no `{protocol}:` section")
     own = ((profile.get("method_recipes") or {}).get(method) or {}).get(protocol)
     if not own:
         return dict(profile[protocol]), "shared"
-    return deep_merge(profile[protocol], own), str(method)
+    settings = deep_merge(profile[protocol], own)
+    per_dataset = settings.pop("per_dataset", None) or {}
+    matches = [name for name in per_dataset if evaluation_set.startswith(name)]
+    if len(matches) > 1:
+        raise ConfigError(f"`{method}: {protocol}: per_dataset:` has several entries for {evaluation_set!r}: {matches}")
+    for name in matches:
+        settings = deep_merge(settings, per_dataset[name])
+    return settings, str(method)
 
 
 def evaluation_provenance(checkpoint: dict, checkpoint_path: Path, manifest_path: Path, manifest: pd.DataFrame,

@@ -6,9 +6,11 @@ protocol of MaCLR Table 3b.
 
 The paper gives no fine-tuning recipe for UCF101/HMDB51; the full profile uses the authors'
 released one (self-supervised-maclr, configs/UCF101/SLOW_32x8_R50.yaml), cited key by key there;
-MCL's checkpoints use MCL's own (`method_recipes: mcl: finetune:` there). Optional settings, off
-unless a recipe sets them: `nesterov` (SGD with Nesterov momentum), `grad_clip_norm` (clip the
-gradient's norm) and `score_averaging: logits` (average the views' logits instead of their softmax).
+MCL's and CMD's checkpoints use their own (`method_recipes: <method>: finetune:` there; CMD's
+Scratch baselines use CMD's). Optional settings, off unless a recipe sets them: `nesterov` (SGD with
+Nesterov momentum), `grad_clip_norm` (clip the gradient's norm), `score_averaging: logits` (average
+the views' logits instead of their softmax), `test_short_side` (resize before the test crop) and
+`eval_epochs` (test after the listed epochs too: CMD Table 3).
 
     python -m protocols.finetune --checkpoint C.pt --manifest M.csv --root DIR --scale smoke --out metrics.json
 """
@@ -74,7 +76,12 @@ class TrainClips(Dataset):
 
 
 def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache: Path | None, cfg: dict, seed: int) -> dict:
-    """Fine-tune and test; `motion_cache` is unused (fine-tuning reads RGB)."""
+    """Fine-tune and test; `motion_cache` is unused (fine-tuning reads RGB).
+
+    With `eval_epochs: {<label>: <epoch>}` (CMD Table 3: accuracy after 1, 5, ... fine-tuning
+    epochs) the same run is also tested after each listed epoch, as `top1_ep<label>` and
+    `top5_ep<label>`; the profile maps each label to an epoch of its own run. These are evaluation
+    points of one run: nothing is selected by them, and `top1` is the last epoch's."""
     inputs = checkpoint["input"]
     if inputs["modality"] != "rgb":
         raise SuiteError("fine-tuning is defined for RGB encoders; this checkpoint's encoder reads motion inputs")
@@ -91,31 +98,62 @@ def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache:
                  "nesterov": bool(cfg.get("nesterov", False)),
                  "warmup_epochs": cfg["warmup_epochs"], "warmup_start_lr": cfg["warmup_start_lr"], "schedule": "cosine"}
     grad_clip_norm = float(cfg["grad_clip_norm"]) if cfg.get("grad_clip_norm") else None
-    fit(model, data, RunSettings(epochs=epochs, batch_size=min(int(cfg["batch_size"]), len(data)), optimizer=optimizer,
-                                 grad_clip_norm=grad_clip_norm, seed=seed, drop_last=False, title="fine-tuning"))
     score_averaging = cfg.get("score_averaging", "softmax")
     if score_averaging not in ("softmax", "logits"):
         raise SuiteError(f"finetune.score_averaging must be softmax or logits, got {score_averaging!r}")
-    model.eval()
-    test_spec = ClipSpec(spec.num_frames, spec.stride, int(cfg["test_crop_size"] or spec.crop_size),
-                         int(cfg["test_crop_size"] or spec.crop_size), int(cfg["temporal_views"]), int(cfg["spatial_views"]))
-    test_reader = ClipReader(root, test_spec, inputs["mean"], inputs["std"])
-    probabilities = []
-    with torch.no_grad():
-        for row in tqdm(list(test.itertuples()), desc="test views", unit="video"):
-            plans = plan_test_clips(test_reader.num_frames(row), test_reader.frame_hw(row), test_spec)
-            clips = [test_reader(row, plan) for plan in plans]
-            logits = torch.cat([model.logits(torch.stack(clips[i : i + 32]).to(device)).cpu() for i in range(0, len(clips), 32)])
-            probabilities.append((F.softmax(logits, dim=1) if score_averaging == "softmax" else logits).mean(0))
-    probabilities, labels = torch.stack(probabilities), torch.as_tensor(test["label"].to_numpy())
-    top = probabilities.topk(min(5, num_classes), dim=1).indices
+    test_crop = int(cfg["test_crop_size"] or spec.crop_size)  # the short side is the crop unless a recipe sets it
+    test_spec = ClipSpec(spec.num_frames, spec.stride, test_crop, int(cfg.get("test_short_side") or test_crop),
+                         int(cfg["temporal_views"]), int(cfg["spatial_views"]))
+    tester = Tester(test, ClipReader(root, test_spec, inputs["mean"], inputs["std"]), score_averaging, device)
+    points = evaluation_points(cfg.get("eval_epochs"), epochs)
+    at_epoch: dict[int, dict] = {}
+
+    def evaluation_point(epochs_done: int) -> None:
+        if epochs_done in points.values():
+            at_epoch[epochs_done] = tester(model)
+
+    fit(model, data, RunSettings(epochs=epochs, batch_size=min(int(cfg["batch_size"]), len(data)), optimizer=optimizer,
+                                 grad_clip_norm=grad_clip_norm, seed=seed, drop_last=False, title="fine-tuning"),
+        on_epoch_end=evaluation_point if points else None)
+    final = at_epoch.get(epochs) or tester(model)
+    metrics = {**final, **{f"{name}_ep{label}": at_epoch[epoch][name] for label, epoch in points.items() for name in final}}
     return {
-        "top1": 100.0 * float((top[:, 0] == labels).float().mean()),
-        "top5": 100.0 * float((top == labels[:, None]).any(1).float().mean()),
+        **metrics,
         "num_train_videos": len(train), "num_test_videos": len(test), "num_classes": num_classes,
         "views": f"{cfg['temporal_views']}x{cfg['spatial_views']}", "epochs": epochs,
-        "score_averaging": score_averaging,
+        "score_averaging": score_averaging, **({"eval_epochs": points} if points else {}),
     }
+
+
+def evaluation_points(eval_epochs: dict | None, epochs: int) -> dict[int, int]:
+    """{label: epoch of this run} from a profile's `eval_epochs`, each epoch within the run."""
+    points = {int(label): int(epoch) for label, epoch in (eval_epochs or {}).items()}
+    outside = {label: epoch for label, epoch in points.items() if not 1 <= epoch <= epochs}
+    if outside:
+        raise SuiteError(f"finetune.eval_epochs {outside}: epochs outside this run's 1..{epochs}")
+    return points
+
+
+class Tester:
+    """Top-1 and top-5 over the test views of every test video, scores averaged per video."""
+
+    def __init__(self, test: pd.DataFrame, reader: ClipReader, score_averaging: str, device: torch.device):
+        self.test, self.reader, self.score_averaging, self.device = test, reader, score_averaging, device
+        self.labels = torch.tensor(test["label"].to_numpy())
+
+    def __call__(self, model: Classifier) -> dict:
+        model.eval()
+        scores = []
+        with torch.no_grad():
+            for row in tqdm(list(self.test.itertuples()), desc="test views", unit="video"):
+                plans = plan_test_clips(self.reader.num_frames(row), self.reader.frame_hw(row), self.reader.spec)
+                clips = [self.reader(row, plan) for plan in plans]
+                logits = torch.cat([model.logits(torch.stack(clips[i : i + 32]).to(self.device)).cpu()
+                                    for i in range(0, len(clips), 32)])
+                scores.append((F.softmax(logits, dim=1) if self.score_averaging == "softmax" else logits).mean(0))
+        top = torch.stack(scores).topk(min(5, scores[0].numel()), dim=1).indices
+        return {"top1": 100.0 * float((top[:, 0] == self.labels).float().mean()),
+                "top5": 100.0 * float((top == self.labels[:, None]).any(1).float().mean())}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -67,7 +67,9 @@ def write_random_start(variant: str, scale: str, out: Path, seed: int | None = N
     task = RandomInit(cfg)
     provenance = {"method": "random_init", "variant": variant, "pretrain": NO_PRETRAINING, "scale": scale, "seed": seed,
                   "flow_estimator": None, "motion_estimator": None, "initialisation": initialisation(cfg, seed),
-                  "git_commit": git_commit(), "fingerprint": None, "videos": 0}
+                  "git_commit": git_commit(), "fingerprint": None, "videos": 0,
+                  # evaluated with the recipe of the method it is compared with (protocols.cli.recipe_owner)
+                  "recipe_method": cfg["input_from"]}
     out.mkdir(parents=True, exist_ok=True)
     write_transfer_checkpoint(out / "checkpoint.pt", task.transfer_encoder(), provenance, cfg)
     write_json(out / "summary.json", {"epochs": 0, "steps": 0, **provenance})
