@@ -31,6 +31,7 @@ COUNT_FIELDS = {"num_train_videos": 1, "num_test_videos": 1, "num_classes": 1, "
 VIEWS_RE = re.compile(r"^\d+x\d+$")
 
 _ACCURACY = ("top1", "top5")
+_PRETEXT = ("context_matching_top1_ep<k>", "motion_prediction_top1_ep<k>")
 # CMD Table 3: accuracy after <k> fine-tuning epochs, where a recipe lists evaluation epochs.
 _FINETUNE = ProtocolMetrics(
     writes=_ACCURACY + ("top1_ep<k>", "top5_ep<k>"), required=_ACCURACY,
@@ -41,9 +42,13 @@ PROTOCOL_METRICS: dict[str, ProtocolMetrics] = {
     "svm": ProtocolMetrics(writes=_ACCURACY, required=_ACCURACY, reports=_ACCURACY),  # MCL §4.2 linear SVM
     "finetune": _FINETUNE,
     "lowshot": _FINETUNE,
-    # CMD Table 5 (its two networks) and Table 7 (R@1 after <k> pretraining epochs)
-    "retrieval": ProtocolMetrics(writes=("r_at_<k>",), required=("r_at_1",),
+    # CMD Table 5 (the checkpoint's extra encoders, its I-Network and M-Network) and Table 7 (R@1 of the
+    # snapshot after <k> pretraining epochs): protocols/retrieval.py
+    "retrieval": ProtocolMetrics(writes=("r_at_<k>", "r_at_<k>_ep<k>", "i_network_r_at_<k>", "m_network_r_at_<k>"),
+                                 required=("r_at_1",),
                                  reports=("r_at_<k>", "r_at_<k>_ep<k>", "i_network_r_at_<k>", "m_network_r_at_<k>")),
+    # CMD Table 7: top-1 accuracy of the pretext tasks in pretraining epoch <k> (protocols/pretext.py)
+    "pretext": ProtocolMetrics(writes=_PRETEXT, required=(), reports=_PRETEXT),
 }
 
 
@@ -57,7 +62,7 @@ PROVENANCE_FIELDS = ("git_commit", "eval_git_commit", "eval_git_dirty", "eval_ma
                      "initialisation", "checkpoint_sha256", "seed", "eval_seed", "scale", "motion_estimator",
                      "packages", "device")
 PACKAGES = ("torch", "torchvision", "av", "dali", "opencv")
-SCORE_AVERAGING = ("softmax", "logits", "features")
+SCORE_AVERAGING = ("softmax", "logits", "features", "none")  # none: a pretext accuracy, one sample per step, no views
 
 
 def check_provenance(data: dict, where: str) -> dict:
