@@ -9,6 +9,10 @@ bilinear interpolation, half-pixel centres and no antialiasing (torch
 `fn.resize(interp_type=INTERP_LINEAR, antialias=False)` computes), rounded to the nearest uint8;
 crop `crop_size` x `crop_size` at `plan.crop` = (top, left); flip horizontally if `plan.flip`.
 
+A clip is decoded from the keyframe at or before its first frame (`decode_frames`), its frames
+named by the rank of their timestamps among those of the stream (read once per video by demuxing);
+streams whose timestamps cannot name frames are decoded from the start.
+
 Every failure (missing, empty, undecodable, truncated file, too few frames) raises
 `core.errors.VideoDecodeError` naming the file.
 
@@ -65,10 +69,27 @@ def _open(path: Path):
     return container
 
 
+# Decoder threads per stream; 0 lets FFmpeg choose (one per core). See `set_decode_threads`.
+_DECODE_THREADS = 0
+
+
+def set_decode_threads(threads: int) -> None:
+    """Threads each PyAV decoder uses (0: FFmpeg's choice, one per core). Data-loader workers
+    that already run one per core, and benchmarks that compare loaders per core, set 1."""
+    global _DECODE_THREADS
+    _DECODE_THREADS = max(0, int(threads))
+
+
+def _configure(stream) -> None:
+    stream.thread_type = "AUTO"
+    if _DECODE_THREADS:
+        stream.codec_context.thread_count = _DECODE_THREADS
+
+
 def _iter_frames(path: Path, container):
     """Decoded frames of the first video stream, in presentation order; errors name the file."""
     stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
+    _configure(stream)
     try:
         yield from container.decode(stream)
     except (av.FFmpegError, OSError) as e:
@@ -129,10 +150,15 @@ def decode_frames(
 ) -> np.ndarray:
     """RGB frames at `indices` (any order, repeats allowed) as uint8 (T, H, W, 3).
 
-    The video is decoded once, sequentially, up to the largest index. Raises VideoDecodeError
-    naming the file when it is missing, empty, undecodable, or ends (e.g. truncated) before the
-    largest requested index. With `use_cache`, the whole video is decoded and kept in a bounded
-    LRU cache (`decode_all`), which pays off when many clips come from the same small video.
+    Frame i is the i-th frame of a sequential decode, in presentation order. The decoder seeks to
+    the keyframe at or before the first requested frame and decodes forward to the last one
+    (`_decode_seeking`); where a stream cannot be seeked reliably it decodes from the start
+    (`_decode_sequential`). Both give the same frames bit for bit (tests/test_decode.py).
+    Raises VideoDecodeError naming the file when it is missing, empty, undecodable, or ends
+    (e.g. truncated) before the largest requested index. With `use_cache`, a video already in
+    `decode_all`'s LRU cache is served from it, and a clip spanning most of a video that fits
+    the cache decodes the whole video into it, which pays off when several clips come from the
+    same short video (two views of one video per sample).
     """
     path = Path(path)
     idx = np.asarray(indices, dtype=np.int64).reshape(-1)
@@ -142,12 +168,24 @@ def decode_frames(
         raise ValueError(f"{path}: negative frame index {int(idx.min())}")
     last = int(idx.max())
     if use_cache:
-        frames = decode_all(path)
-        if last >= len(frames):
-            raise VideoDecodeError(
-                f"{path}: frame {last} requested but the video decodes to {len(frames)} frames"
-            )
-        return frames[idx]
+        frames = _CACHE.get(_file_key(path))
+        if frames is None and _worth_caching(path, idx):
+            frames = decode_all(path)
+        if frames is not None:
+            if last >= len(frames):
+                raise VideoDecodeError(
+                    f"{path}: frame {last} requested but the video decodes to {len(frames)} frames"
+                )
+            return frames[idx]
+    kept = _decode_seeking(path, idx)
+    if kept is None:
+        kept = _decode_sequential(path, idx)
+    return np.stack([kept[i] for i in idx.tolist()])
+
+
+def _decode_sequential(path: Path, idx: np.ndarray) -> dict[int, np.ndarray]:
+    """The requested frames by decoding from the first frame up to the largest index."""
+    last = int(idx.max())
     wanted = set(idx.tolist())
     kept: dict[int, np.ndarray] = {}
     n = 0
@@ -163,7 +201,166 @@ def decode_frames(
             f"{path}: frame {last} requested but the video decodes to only {n} frames "
             f"(truncated or too short)"
         )
-    return np.stack([kept[i] for i in idx.tolist()])
+    return kept
+
+
+@dataclass(frozen=True)
+class _StreamIndex:
+    """Presentation timestamps of a video stream's frames, read by demuxing (no decoding).
+
+    `pts[i]` is the timestamp of frame i (the stored frames' timestamps, sorted), `key_pts`
+    those of the keyframes, sorted. `seekable` is False where timestamps cannot identify frames:
+    a frame without a timestamp, two frames with the same one, fewer than two keyframes (nothing
+    to skip), or an AVI stream with reordered frames (packed B-frames in MPEG-4 Part 2 AVI: the
+    decoder re-times the frames it unpacks, so their timestamps do not follow the packets')."""
+
+    pts: np.ndarray
+    key_pts: np.ndarray
+    seekable: bool
+    frame_bytes: int  # of one decoded RGB frame
+
+
+# Indexes of recently read videos (a few kB each), so clips of one video demux it once.
+_INDEX_CACHE_SIZE = 1024
+_INDEXES: OrderedDict[tuple, _StreamIndex] = OrderedDict()
+_INDEX_LOCK = threading.Lock()
+# Keyframes tried, latest first, when a demuxer's seek lands after the requested frame.
+_SEEK_ATTEMPTS = 3
+
+
+def _file_key(path: Path) -> tuple:
+    _check_file(path)
+    st = path.stat()
+    return (str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+def _read_index(path: Path) -> _StreamIndex:
+    pts: list[int] = []
+    keys: list[int] = []
+    reordered = complete = False
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        frame_bytes = stream.codec_context.width * stream.codec_context.height * 3
+        avi = "avi" in container.format.name.split(",")
+        try:
+            for packet in container.demux(stream):
+                # AVI's dropped-frame slots are empty packets and edit lists mark packets to
+                # discard: neither is a decoded frame.
+                if packet.size == 0 or packet.is_discard:
+                    continue
+                if packet.pts is None:
+                    break
+                pts.append(packet.pts)
+                if packet.is_keyframe:
+                    keys.append(packet.pts)
+                reordered |= packet.dts is not None and packet.dts != packet.pts
+            else:
+                complete = True
+        except (av.FFmpegError, OSError):
+            complete = False  # the sequential decode reports the damage, naming the file
+    stamps = np.sort(np.asarray(pts, dtype=np.int64))
+    seekable = (complete and len(keys) >= 2 and np.unique(stamps).size == stamps.size
+                and not (avi and reordered))
+    return _StreamIndex(stamps, np.sort(np.asarray(keys, dtype=np.int64)), seekable, frame_bytes)
+
+
+def _stream_index(path: Path) -> _StreamIndex:
+    key = _file_key(path)
+    with _INDEX_LOCK:
+        index = _INDEXES.get(key)
+        if index is not None:
+            _INDEXES.move_to_end(key)
+            return index
+    index = _read_index(path)
+    with _INDEX_LOCK:
+        _INDEXES[key] = index
+        while len(_INDEXES) > _INDEX_CACHE_SIZE:
+            _INDEXES.popitem(last=False)
+    return index
+
+
+def clear_index_cache() -> None:
+    """Forget the stream indexes of `_stream_index` (benchmarks time the cold path with it)."""
+    with _INDEX_LOCK:
+        _INDEXES.clear()
+
+
+def _worth_caching(path: Path, idx: np.ndarray) -> bool:
+    """Whether decoding the whole video into `decode_all`'s cache costs at most twice the clip:
+    the clip spans at least half of the video's frames and the video fits the cache."""
+    index = _stream_index(path)
+    n = len(index.pts)
+    if n == 0:
+        return True  # let decode_all report the file
+    return n * index.frame_bytes <= _CACHE.max_bytes and 2 * (int(idx.max()) - int(idx.min()) + 1) >= n
+
+
+class _Landed(Exception):
+    """A seek landed after the requested frame: try an earlier keyframe."""
+
+
+def _decode_seeking(path: Path, idx: np.ndarray) -> dict[int, np.ndarray] | None:
+    """The requested frames by seeking to the keyframe at or before the first one, or None when
+    the sequential decode must be used (unseekable stream, a clip within the first GOP, or a
+    decode after the seek that does not match the index: a missing, repeated or unknown
+    timestamp, a seek that does not land on a keyframe, an error or an early end of stream; the
+    sequential decode then names the damage)."""
+    index = _stream_index(path)
+    first, last = int(idx.min()), int(idx.max())
+    if not index.seekable or last >= len(index.pts):
+        return None
+    target = int(index.pts[first])
+    keys = index.key_pts[: np.searchsorted(index.key_pts, target, side="right")][::-1]
+    if keys.size == 0 or keys[0] <= index.pts[0]:
+        return None  # the clip starts in the first GOP: decoding from the start is the same work
+    wanted = set(idx.tolist())
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        _configure(stream)
+        for key in keys[:_SEEK_ATTEMPTS].tolist():
+            try:
+                return _decode_from_keyframe(container, stream, key, target, index.pts, wanted, last)
+            except _Landed:
+                continue
+            except (av.FFmpegError, OSError, LookupError):
+                return None
+    return None
+
+
+def _decode_from_keyframe(container, stream, key: int, target: int, pts: np.ndarray,
+                          wanted: set, last: int) -> dict[int, np.ndarray]:
+    """Seek to keyframe `key` and decode forward to frame `last`, naming each frame by the rank
+    of its timestamp in `pts`. Raises _Landed when the seek lands after `target` and LookupError
+    when the decoded frames stop matching the index."""
+    container.seek(key, backward=True, any_frame=False, stream=stream)
+    kept: dict[int, np.ndarray] = {}
+    start = expected = None
+    for packet in container.demux(stream):
+        if start is None:
+            if packet.size == 0:
+                continue
+            if not packet.is_keyframe or packet.pts is None:
+                raise LookupError("seek did not land on a keyframe")
+            if packet.pts > target:
+                raise _Landed()
+            start = packet.pts
+            expected = int(np.searchsorted(pts, start))
+        for frame in packet.decode():
+            if frame.pts is None:
+                raise LookupError("decoded frame without a timestamp")
+            if frame.pts < start:
+                continue  # an open GOP's leading pictures, which reference frames before the seek
+            i = int(np.searchsorted(pts, frame.pts))
+            # frames come in presentation order, one per indexed timestamp: anything else
+            # (a dropped or unknown frame) means timestamps do not count frames here
+            if i != expected or i >= len(pts) or pts[i] != frame.pts:
+                raise LookupError("decoded frames do not follow the index")
+            expected += 1
+            if i in wanted:
+                kept[i] = to_rgb(frame)
+            if i >= last:
+                return kept
+    raise LookupError("stream ended before the last requested frame")
 
 
 class _FrameCache:
@@ -216,9 +413,7 @@ def decode_all(path: str | os.PathLike) -> np.ndarray:
     that is decoded but not cached. The returned array is read-only (it is shared).
     """
     path = Path(path)
-    _check_file(path)
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    key = _file_key(path)
     frames = _CACHE.get(key)
     if frames is not None:
         return frames
