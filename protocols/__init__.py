@@ -1,8 +1,9 @@
 """Evaluation protocols: a pretrained checkpoint in, metrics JSON out (see CONTRIBUTING.md).
 
 `PROTOCOLS` is the one registry: protocol name -> the module run as `python -m <module>`
-(`lowshot` is fine-tuning on a low-shot manifest). The evaluation rule and the table renderer
-both read it; a table row naming any other protocol renders as "not run".
+(`lowshot` is fine-tuning on a low-shot manifest; `pretext` reads the pretraining's log.csv). The
+evaluation rules and the table renderer read it; a table row naming any other protocol renders as
+"not run".
 """
 
 PROTOCOLS = {
@@ -11,5 +12,10 @@ PROTOCOLS = {
     "finetune": "protocols.finetune",
     "lowshot": "protocols.finetune",
     "svm": "protocols.svm",
+    "pretext": "protocols.pretext",  # CMD Table 7: pretext accuracies logged during pretraining
 }
 IMPLEMENTED = frozenset(PROTOCOLS)
+# Protocols that also evaluate a checkpoint's `extra_encoders` (their inputs' caches are the
+# job's inputs too), and those that read the pretraining's log instead of any input.
+READS_EXTRA_ENCODERS = frozenset({"retrieval"})
+READS_LOG = frozenset({"pretext"})

@@ -10,6 +10,10 @@ cache (`datasets.motion.compressed`, rule `cmd_compressed`), cut by its `mv_clip
 - `motion`: (2, 8, crop, crop), the clip's crop and flip; `negatives`: (3, 2, 8, crop, crop);
 - `video_index`.
 
+At test time (the retrieval protocol on the checkpoint's `extra_encoders`), `CMDTestInputs` cuts
+the I-Network's and M-Network's views with `plan_cmd_test_views`, the same I-frame and motion-window
+rules as training, and the same `iframe_input` / `motion_vectors`.
+
 Table 4's "I + Optical flow" row (`motion.source: tvl1_flow`) reads the same windows from the TV-L1
 flow of the `tvl1` cache (rule `mcl_motion`, `flow` array) instead of the motion vectors.
 
@@ -34,7 +38,7 @@ from datasets.clips.sampling import ClipPlan, ClipSpec, random_crop_offset, resi
 from datasets.motion.cache import VideoArrays
 from datasets.motion.compressed import flip_mv, mv_clip, normalise_mv
 from datasets.motion.tvl1 import dequantise_flow
-from methods.cmd.sampling import plan_cmd_sample
+from methods.cmd.sampling import plan_cmd_sample, plan_cmd_test_views
 
 MV_FLIPS = ("negate_dx", "mirror_only")
 MOTION_SOURCES = ("mv", "tvl1_flow")  # Table 4: motion vectors (the paper's) or TV-L1 optical flow
@@ -164,3 +168,43 @@ class CMDPretrainData(Dataset):
             sample["negatives"] = (torch.stack([cut(p) for p in plan.negatives]) if plan.negatives
                                    else sample["motion"].new_zeros((0, *sample["motion"].shape)))
         return sample
+
+
+STREAMS = ("iframe", "mv")  # what an `input: {kind: compressed}` encoder reads: I-frames or motion vectors
+
+
+class CMDTestInputs:
+    """The test views of an encoder whose input block is `kind: compressed` (the checkpoint's
+    `extra_encoders`: CMD's I-Network, `stream: iframe`, and M-Network, `stream: mv`), cut from the
+    `compressed` cache as pretraining feeds them (`plan_cmd_test_views`): (3, 1, crop, crop)
+    normalised I-frames or (2, motion_frames, crop, crop) normalised motion-vector maps, at the
+    crops of `spec` (whose short side the frames are resized to), unflipped."""
+
+    def __init__(self, cache: str | Path, input_block: dict, spec: ClipSpec):
+        stream = input_block.get("stream")
+        if input_block.get("kind") != "compressed" or stream not in STREAMS:
+            raise ConfigError(f"an input block {input_block.get('kind')!r} / stream {stream!r} is not a compressed-domain "
+                              f"input (stream one of {', '.join(STREAMS)})")
+        self.input, self.spec, self.stream = input_block, spec, stream
+        self.motion_frames = int(input_block.get("motion_frames", 8))
+        self.period = str(input_block.get("period", "future"))
+        self.arrays = VideoArrays(cache, ("iframes", "iframe_indices", "mv", "grid"), "compressed-domain",
+                                  "rule cmd_compressed, datasets.motion.compressed")
+
+    def __call__(self, row) -> list[torch.Tensor]:
+        data = self.arrays(row.video_id)
+        height, width = data["iframes"].shape[1:3]
+        frames = min(int(row.num_frames), len(data["mv"]))
+        try:
+            views = plan_cmd_test_views(frames, data["iframe_indices"], resized_hw(height, width, self.spec.short_side),
+                                        self.spec, self.motion_frames, self.period)
+        except ValueError as err:
+            raise VideoDecodeError(f"video {row.video_id} ({row.path}): {err}") from None
+        if self.stream == "iframe":
+            keys = {(v.iframe, v.clip.crop) for v in views}
+            index = {int(f): k for k, f in enumerate(data["iframe_indices"])}
+            cut = {key: normalize(iframe_input(data["iframes"][index[key[0]]], self.spec, key[1], False),
+                                  self.input["mean"], self.input["std"]) for key in keys}
+            return [cut[(v.iframe, v.clip.crop)] for v in views]
+        mspec = ClipSpec(self.motion_frames, 1, self.spec.crop_size, self.spec.short_side)
+        return [motion_vectors(data["mv"], int(data["grid"]), (height, width), v.motion, mspec) for v in views]

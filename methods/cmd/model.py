@@ -97,6 +97,7 @@ class CMD(PretrainMethod):
                               f"(built: {', '.join(PREDICTORS)})")
         clip, dim, hidden = cfg["clip"], int(cfg["embedding_dim"]), int(cfg["head_hidden"])
         crop = int(clip["crop_size"])
+        self._pretext: dict[str, float] = {}
         self.v_net = build_backbone(cfg["backbone"], width_multiplier=float(cfg["width_multiplier"]))
         if "context" in tasks:
             self.g_v = MLPHead(self.v_net.out_dim, hidden, dim)
@@ -133,6 +134,10 @@ class CMD(PretrainMethod):
         return ["rgb", "compressed", "tvl1"] if flow else ["rgb", "compressed"]
 
     @staticmethod
+    def extra_transfer_inputs(cfg: dict) -> list[str]:
+        return ["compressed"] if extra_networks(cfg) else []
+
+    @staticmethod
     def describe(cfg: dict, pretrain: str) -> str:
         clip, motion = cfg["clip"], cfg["motion"]
         tasks = " + ".join({"context": "J_I (Eq. 1)", "motion": f"J_M ({motion['loss']}, {motion['period']}, {motion['source']})"}[t]
@@ -149,12 +154,13 @@ class CMD(PretrainMethod):
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg, motion = self.cfg, self.cfg["motion"]
         tau = float(cfg["temperature"])
+        self._pretext = {}  # Table 7's accuracies of this step, set by the losses (step_log reads them)
         x = self.v_net.forward_features(batch["clip"])  # (B, C1, T1, H1, W1)
         terms = {}
         if "context" in cfg["tasks"]:
             clip = F.normalize(self.g_v(self.v_net.pool(x).flatten(1)), dim=1)
             iframe = F.normalize(self.g_i(self.i_net(batch["iframe"])), dim=1)
-            terms["context"] = context_matching(clip, iframe, tau)
+            terms["context"] = context_matching(clip, iframe, tau, self._pretext)
         if "motion" in cfg["tasks"]:
             predicted = self.g_m2(pointwise(self.predictor(x)))  # (B, N, out)
             if motion["loss"] == "infonce":
@@ -162,7 +168,7 @@ class CMD(PretrainMethod):
                 mv = torch.cat([batch["motion"], batch["negatives"].flatten(0, 1)]) if k else batch["motion"]
                 target = F.normalize(self.g_m1(pointwise(self.m_net.forward_features(mv))), dim=2)
                 hard = target[b:].flatten(0, 1) if k else None
-                terms["motion"] = motion_prediction(F.normalize(predicted, dim=2), target[:b], tau, hard)
+                terms["motion"] = motion_prediction(F.normalize(predicted, dim=2), target[:b], tau, hard, self._pretext)
             else:
                 values = F.adaptive_avg_pool3d(batch["motion"], self.predictor.out_shape)  # (B, 2, T3, H3, W3)
                 values = pointwise(values)  # (B, N, 2)
@@ -173,6 +179,13 @@ class CMD(PretrainMethod):
                     logits = predicted.reshape(*predicted.shape[:2], 2, bins)
                     terms["motion"] = motion_value_cross_entropy(logits, values, bins)
         return terms
+
+    def step_log(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Table 7's pretext accuracies of the step (percent): `pretext_context_matching_top1` and
+        `pretext_motion_prediction_top1`, recorded by Eq. (1)'s and Eq. (2)'s losses from their own
+        similarity matrices in this step's forward (methods/cmd/losses.py pretext_top1), so no
+        extra forward pass; this process's queries against the whole batch's keys."""
+        return {f"pretext_{name}": value for name, value in self._pretext.items()}
 
     def total_loss(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
         if len(terms) == 1:  # Table 4's single-modality rows: the one task's loss alone
@@ -185,3 +198,33 @@ class CMD(PretrainMethod):
         return TransferEncoder(backbone=cfg["backbone"], width_multiplier=float(cfg["width_multiplier"]), in_channels=3,
                                module=self.v_net,
                                input=input_block("rgb", cfg["clip"], cfg["normalize_mean"], cfg["normalize_std"]))
+
+    def extra_transfer_encoders(self) -> dict[str, TransferEncoder]:
+        """The co-trained I-Network and M-Network (Table 5), each with its own input block: one
+        I-frame (`compressed` cache, `stream: iframe`, normalised as RGB clips) or the motion
+        vectors of the 8 frames after the clip (`stream: mv`). The `clip` of both blocks is the
+        V-Network's: the test views are its clips (methods/cmd/sampling.py plan_cmd_test_views)."""
+        cfg, encoders = self.cfg, {}
+        for name in extra_networks(cfg):
+            net = cfg[name]
+            if name == "i_network":
+                block = input_block("compressed", cfg["clip"], cfg["normalize_mean"], cfg["normalize_std"], stream="iframe")
+                module, channels = self.i_net, 3
+            else:
+                block = input_block("compressed", cfg["clip"], stream="mv", motion_frames=int(cfg["motion"]["frames"]),
+                                    period=str(cfg["motion"]["period"]))
+                module, channels = self.m_net, 2
+            encoders[name] = TransferEncoder(backbone=net["backbone"], width_multiplier=float(net["width_multiplier"]),
+                                             in_channels=channels, module=module, input=block)
+        return encoders
+
+
+def extra_networks(cfg: dict) -> list[str]:
+    """Which of the I-Network and M-Network a run trains and the checkpoint carries (Table 5): the
+    I-Network with the context task; the M-Network with the motion task on motion vectors under
+    Eq. (2) (Table 1's value losses leave it untrained; Table 4's flow row feeds it TV-L1 flow, an
+    input the checkpoint contract's `compressed` reader does not cut)."""
+    names = ["i_network"] if "context" in cfg["tasks"] else []
+    if "motion" in cfg["tasks"] and cfg["motion"]["loss"] == "infonce" and cfg["motion"]["source"] == "mv":
+        names.append("m_network")
+    return names

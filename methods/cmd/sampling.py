@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from datasets.clips.sampling import ClipPlan, ClipSpec, clip_indices, random_crop_offset, random_start
+from datasets.clips.sampling import (ClipPlan, ClipSpec, clip_indices, random_crop_offset, random_start,
+                                     spatial_crop_offsets, test_starts)
 
 # Sec. 4.1: "we predict motion dynamics in the next 8 consecutive frames".
 MOTION_FRAMES = 8
@@ -19,6 +20,70 @@ MOTION_FRAMES = 8
 NUM_NEGATIVES = 3
 # Table 1 "Period": the motion target lies after the clip (future, the paper's setting) or inside it (current).
 PERIODS = ("future", "current")
+
+
+def choose_iframe(iframe_indices: np.ndarray, start: int, span: int, rng: np.random.Generator | None) -> int:
+    """The I-frame "surrounding the clip" (Sec. 3.2) of the clip covering frames start ... start +
+    span - 1: with `rng` (training) one drawn uniformly among the I-frames inside the span; without
+    (test views) the one nearest the span's centre, inside the span where there is one. If none lies
+    inside (GOP longer than the span), the one nearest the centre (our choice; the paper omits it)."""
+    iframes = np.asarray(iframe_indices, np.int64)
+    if iframes.size == 0:
+        raise ValueError("no I-frame in the video")
+    inside = iframes[(iframes >= start) & (iframes < start + span)]
+    if inside.size and rng is not None:
+        return int(inside[rng.integers(0, inside.size)])
+    candidates = inside if inside.size else iframes
+    return int(candidates[np.argmin(np.abs(candidates - (start + span // 2)))])
+
+
+def motion_start(start: int, span: int, motion_frames: int, period: str = "future") -> int:
+    """First frame of the motion window of a clip (Sec. 4.1, "the next 8 consecutive frames"):
+    right after the span (`future`), or centred in it (`current`, Table 1 "Current")."""
+    if period not in PERIODS:
+        raise ValueError(f"motion period {period!r} is not one of {', '.join(PERIODS)}")
+    return start + span if period == "future" else start + max(span - motion_frames, 0) // 2
+
+
+@dataclass(frozen=True)
+class CMDTestView:
+    """One test view of the I-Network and M-Network: the RGB clip the view stands for, its I-frame
+    and its motion window (the view's crop, unflipped)."""
+
+    clip: ClipPlan
+    iframe: int
+    motion: ClipPlan
+
+
+def plan_cmd_test_views(num_frames: int, iframe_indices: np.ndarray, frame_hw_after_resize: tuple[int, int],
+                        spec: ClipSpec, motion_frames: int = MOTION_FRAMES, period: str = "future") -> list[CMDTestView]:
+    """The temporal_views x spatial_views test views (temporal-major, as `plan_test_clips`) of the
+    I-Network and M-Network, fed as in pretraining (`plan_cmd_sample`): view t is the RGB clip at
+    PySlowFast's t-th uniform start (`test_starts`) among the starts that leave `motion_frames`
+    frames after the span, as pretraining's starts do; its I-frame is `choose_iframe` without
+    randomness (the one inside the span nearest its centre) and its motion vectors the window of
+    `motion_start` (the 8 frames after the span). Spatial view s takes the s-th of the uniform crops
+    (`spatial_crop_offsets`) for both; nothing is flipped. With the retrieval protocol's 10 x 3
+    views, each video's I-Network feature is the mean over 10 I-frames (one per temporal view; two
+    views may share an I-frame when a GOP is longer than their distance) x 3 crops, its M-Network
+    feature the mean over the 10 windows of 8 frames after the 10 clips x 3 crops.
+    Raises ValueError when the video is shorter than a clip plus its motion window."""
+    span = spec.span
+    usable = num_frames - motion_frames
+    if usable < span:
+        raise ValueError(f"video of {num_frames} frames is shorter than a CMD test view "
+                         f"({span} clip frames + {motion_frames} motion frames)")
+    height, width = frame_hw_after_resize
+    crops = spatial_crop_offsets(height, width, spec.crop_size, spec.spatial_views)
+    views = []
+    for start in test_starts(usable, spec):
+        indices = tuple(int(i) for i in clip_indices(start, spec))
+        iframe = choose_iframe(iframe_indices, int(start), span, None)
+        pos = motion_start(int(start), span, motion_frames, period)
+        for crop in crops:
+            views.append(CMDTestView(ClipPlan(indices, crop, False), iframe,
+                                     ClipPlan(tuple(range(pos, pos + motion_frames)), crop, False)))
+    return views
 
 
 @dataclass(frozen=True)
@@ -72,16 +137,8 @@ def plan_cmd_sample(
     flip = bool(rng.random() < 0.5)
     clip = ClipPlan(tuple(int(i) for i in clip_indices(start, spec)), crop, flip)
 
-    iframes = np.asarray(iframe_indices, np.int64)
-    if iframes.size == 0:
-        raise ValueError("no I-frame in the video")
-    inside = iframes[(iframes >= start) & (iframes < start + span)]
-    if inside.size:
-        iframe = int(inside[rng.integers(0, inside.size)])
-    else:
-        iframe = int(iframes[np.argmin(np.abs(iframes - (start + span // 2)))])
-
-    pos = start + span if period == "future" else start + max(span - motion_frames, 0) // 2
+    iframe = choose_iframe(iframe_indices, start, span, rng)
+    pos = motion_start(start, span, motion_frames, period)
     motion = ClipPlan(tuple(range(pos, pos + motion_frames)), crop, flip)
     windows = np.arange(num_frames - motion_frames + 1)
     others = windows[np.abs(windows - pos) >= motion_frames]

@@ -16,7 +16,9 @@ A method supplies:
   some epochs, the rest frozen), `optimizer_groups` (several optimizers), `step_log` (extra
   per-step columns);
 - `transfer_encoder`: the encoder protocols evaluate, and the input block saying what it reads;
-- the static `pretrain_inputs` / `transfer_input`, which the DAG reads before any run.
+  optionally `extra_transfer_encoders` (other encoders the checkpoint carries, each with its input);
+- the static `pretrain_inputs` / `transfer_input` / `extra_transfer_inputs`, which the DAG reads
+  before any run.
 """
 from __future__ import annotations
 
@@ -123,6 +125,12 @@ class PretrainMethod(TrainingTask):
         return "rgb"
 
     @staticmethod
+    def extra_transfer_inputs(cfg: dict) -> list[str]:
+        """The input kinds the checkpoint's `extra_encoders` read (CMD: `compressed`, for its
+        I-Network and M-Network); a protocol that evaluates them needs these caches too."""
+        return []
+
+    @staticmethod
     def describe(cfg: dict, pretrain: str) -> str:
         """One line of the settings that matter, shown for the job in a dry run."""
         return ""
@@ -140,3 +148,8 @@ class PretrainMethod(TrainingTask):
 
     def transfer_encoder(self) -> TransferEncoder:
         raise NotImplementedError
+
+    def extra_transfer_encoders(self) -> dict[str, TransferEncoder]:
+        """Other trained encoders the checkpoint carries beside the transferred one, by name (the
+        checkpoint's `extra_encoders`); their input kinds are `extra_transfer_inputs`."""
+        return {}

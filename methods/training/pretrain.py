@@ -7,7 +7,9 @@ the resume state to its inputs, trains, and writes the checkpoint every protocol
         --input edge=results/smoke/motion/edge/Kinetics400 --out results/smoke/pretrain/maclr/maclr/k400_mini
 
 Runs under torchrun with DDP when WORLD_SIZE > 1. Outputs in --out: checkpoint.pt (the transfer
-checkpoint), last.pt (resume state), log.csv, curve.png, summary.json.
+checkpoint), last.pt (resume state), log.csv, curve.png, summary.json, and where the config lists
+`snapshot_epochs` for the pretraining set, snapshots/checkpoint_ep<N>.pt (transfer checkpoints
+after epoch N, with the same provenance plus `epoch`; methods.training.checkpoint.snapshot_schedule).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from core.config import load_scale, method_config
 from core.errors import ConfigError, MissingInputError, SuiteError
 from core.io import write_json
 from core.provenance import file_hash, git_commit, initialisation
-from methods.training.checkpoint import write_transfer_checkpoint
+from methods.training.checkpoint import snapshot_schedule, snapshots_block, write_transfer_checkpoint
 from methods.training.engine import RunSettings, fit
 from methods.training.method import INPUT_KINDS, DataSources
 from methods.training.registry import method_class, method_dir
@@ -62,16 +64,30 @@ def pretrain(args: argparse.Namespace) -> dict:
     dataset = task.pretrain_dataset(manifest, sources, seed)
     settings = RunSettings.from_config(cfg, cfg["epochs"][args.pretrain], title=f"{args.method} {args.variant}/{args.pretrain}")
     tie = fingerprint(args.manifest, cfg, args.scale, method_dir(args.method))
-    summary = fit(task, dataset, settings, args.out, tie)
+    inputs = set(cls.pretrain_inputs(cfg)) | {cls.transfer_input(cfg)} | set(cls.extra_transfer_inputs(cfg))
+    provenance = {
+        "method": args.method, "variant": args.variant, "pretrain": args.pretrain, "scale": args.scale, "seed": seed,
+        "flow_estimator": load_scale(args.scale)["motion"]["flow_estimator"] if inputs & FLOW_INPUTS else None,
+        "motion_estimator": motion_estimator(inputs, args.scale), "initialisation": initialisation(cfg, seed),
+        "git_commit": git_commit(), "fingerprint": tie, "videos": len(manifest),
+    }
+    # Transfer snapshots after the epochs a table reports (e.g. CMD Table 7), only where the config asks.
+    schedule = snapshot_schedule(cfg, args.pretrain)
+    snapshots = snapshots_block(schedule, settings.epochs)
+    on_epoch_end = None
+    if snapshots:
+        def on_epoch_end(done: int) -> None:
+            if str(done) in snapshots["files"]:
+                write_transfer_checkpoint(args.out / snapshots["files"][str(done)], task.transfer_encoder(),
+                                          {**provenance, "epoch": done}, cfg, task.extra_transfer_encoders())
+    summary = fit(task, dataset, settings, args.out, tie, on_epoch_end=on_epoch_end)
     if not dist.is_initialized() or dist.get_rank() == 0:
-        inputs = set(cls.pretrain_inputs(cfg)) | {cls.transfer_input(cfg)}
-        provenance = {
-            "method": args.method, "variant": args.variant, "pretrain": args.pretrain, "scale": args.scale, "seed": seed,
-            "flow_estimator": load_scale(args.scale)["motion"]["flow_estimator"] if inputs & FLOW_INPUTS else None,
-            "motion_estimator": motion_estimator(inputs, args.scale), "initialisation": initialisation(cfg, seed),
-            "git_commit": git_commit(), "fingerprint": tie, "videos": len(manifest),
-        }
-        write_transfer_checkpoint(args.out / "checkpoint.pt", task.transfer_encoder(), provenance, cfg)
+        missing = [f for f in (snapshots or {}).get("files", {}).values() if not (args.out / f).is_file()]
+        if missing:  # a resumed run whose earlier snapshots were removed: they cannot be made again
+            raise SuiteError(f"{args.out}: snapshot(s) {', '.join(missing)} missing; delete {args.out / 'last.pt'} "
+                             f"and pretrain again from the start")
+        write_transfer_checkpoint(args.out / "checkpoint.pt", task.transfer_encoder(),
+                                  {**provenance, "epoch": settings.epochs}, cfg, task.extra_transfer_encoders(), snapshots)
         write_json(args.out / "summary.json", {**summary, **provenance})
     if dist.is_initialized():
         dist.destroy_process_group()
