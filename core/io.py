@@ -1,16 +1,19 @@
 """Atomic writes and safe loads.
 
 Every result file is written to a temporary file in the same directory and renamed into place,
-so a reader (a later Snakemake rule, a resumed run) never sees half a file.
+so a reader (a later Snakemake rule, a resumed run) never sees half a file; a folder of files
+(a per-video motion cache) is written as a temporary folder renamed into place.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
 import pickle
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -37,6 +40,51 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder next to `path`; if the block succeeds, fsync its files and rename
+    it onto `path`, replacing a folder already there. A reader sees the old folder or the new one,
+    whole, never a half-written one; a crash leaves at most a hidden `.<name>.*.tmp` folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp creates 0700; results are meant to be shared
+    try:
+        yield tmp
+        for child in tmp.iterdir():
+            if child.is_file():
+                _fsync(child)
+        _fsync(tmp)
+        _replace_dir(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Rename folder `src` onto `dst`. rename(2) replaces only an empty folder, so a full one is
+    first moved aside (readers may find no folder between the two renames, never a partial one);
+    another writer finishing the same folder meanwhile is retried."""
+    for _ in range(5):
+        try:
+            os.rename(src, dst)
+            return
+        except OSError as err:
+            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        aside = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".old", dir=dst.parent))
+        try:
+            os.rename(dst, aside / dst.name)
+        except FileNotFoundError:
+            pass  # another writer moved it first
+        finally:
+            shutil.rmtree(aside, ignore_errors=True)
+    os.rename(src, dst)
 
 
 def _fsync(path: Path) -> None:
@@ -78,14 +126,6 @@ def write_csv(path: str | os.PathLike, frame) -> None:
     """Write a pandas DataFrame as CSV, atomically."""
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
-
-
-def save_npz(path: str | os.PathLike, **arrays) -> None:
-    import numpy as np
-
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
 
 
 def torch_save(path: str | os.PathLike, obj: Any) -> None:

@@ -1,12 +1,16 @@
 # MCL and CMD motion inputs, one cache file per video (DESIGN, data flow step 3):
 #   tvl1        MCL Sec. 3.1: TV-L1 flow -> motion map (Eq. 1) per frame, T-motion (Eq. 2), quantised flow
-#               results/<scale>/motion/tvl1/<DATASET_DIR>/<video_id>.npz  (shared by the splits of a dataset)
+#               results/<scale>/motion/tvl1/<DATASET_DIR>/<video_id>.arrays/  (shared by the splits of a dataset)
 #   compressed  CMD Sec. 2.2/4.1: I-frames and motion-vector maps of the mpeg4_gop12 transcode
-#               results/<scale>/motion/compressed/<dataset>/<video_id>.npz (the transcode is per dataset)
+#               results/<scale>/motion/compressed/<dataset>/<video_id>.arrays/ (the transcode is per dataset)
+# A cache folder holds one uncompressed .npy per array, memory-mapped by the readers (datasets/motion/cache.py);
+# `layout` in params re-runs a rule whose caches were written in an earlier layout.
 # Summaries (counts, failures named, frames/s per core): results/<scale>/motion/<kind>/_summary_<dataset>.json,
 # failures also in _summary_<dataset>.quarantine.csv. Cached videos are skipped, so a run resumes.
 # Included by the Snakefile after core/common.smk (dataset_root, motion_cache_dir, input_cache, PY).
 # Sizes from the scale profile's `motion_inputs:` (config/scales/<scale>.yaml, with citations there).
+from datasets.motion.cache import CACHE_LAYOUT
+
 _MOTION_INPUTS = PROFILE["motion_inputs"]
 _STRICT = "--strict" if PROFILE.get("preparation", {}).get("strict") else ""
 _NO_FLOW = "" if _MOTION_INPUTS.get("tvl1_store_flow", True) else "--no-flow"
@@ -31,6 +35,7 @@ rule mcl_motion:
         root=lambda w: dataset_root(w.dataset),
         cache=lambda w: motion_cache_dir("tvl1", w.dataset),
         short_side=lambda w: tvl1_short_side(w.dataset),
+        layout=CACHE_LAYOUT,
     threads: job_resources("motion_inputs")["threads"]
     resources:
         **rule_resources("motion_inputs"),
@@ -50,6 +55,7 @@ rule cmd_compressed:
     params:
         root=lambda w: f"{RESULTS}/transcode/mpeg4_gop12/{w.dataset}",
         cache=lambda w: input_cache("compressed", w.dataset)[1],
+        layout=CACHE_LAYOUT,
     threads: job_resources("motion_inputs")["threads"]
     resources:
         **rule_resources("motion_inputs"),

@@ -2,6 +2,7 @@
 # A manifest depends on the fingerprint of its dataset folder (dataset_source in core/common.smk), so
 # a changed video or annotation file re-runs it.
 # Included by the Snakefile after core/common.smk (SCALE, PROFILE, RESULTS, PY, dataset_root, ...).
+from datasets.motion.cache import CACHE_LAYOUT
 from datasets.sources.fixtures import FIXTURE_DIRECTORIES
 
 
@@ -73,6 +74,7 @@ rule motion:
         root=lambda w: dataset_root(w.dataset),
         cache=lambda w: motion_cache_dir(w.kind, w.dataset),
         raft=lambda w: f"--raft-weights {config['raft_weights']}" if config.get("raft_weights") else "",
+        layout=CACHE_LAYOUT,  # a change of cache layout re-runs the extraction
     threads: job_resources("motion")["threads"]
     resources:
         **rule_resources("motion"),

@@ -13,6 +13,7 @@ from core.config import method_config
 from core.errors import MissingInputError, SuiteError, VideoDecodeError
 from datasets.clips.sampling import ClipPlan, ClipSpec
 from datasets.motion import compressed as cd
+from datasets.motion.cache import cache_path, read_arrays, write_arrays
 from methods.cmd import METHOD
 from methods.cmd.data import CMDPretrainData, motion_vectors
 from methods.cmd.losses import context_matching, joint_objective, motion_prediction, quantise
@@ -104,7 +105,7 @@ def square(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cmdvid")
     video = write_mpeg4_gop12(folder / "sq.avi", square_frames())
     cache = folder / "cache"
-    cd.extract_video(video, cache / "sq.npz")
+    cd.extract_video(video, cache_path(cache, "sq"))
     return folder, video, cache
 
 
@@ -117,7 +118,7 @@ def direction(maps: torch.Tensor) -> float:
 
 def test_flip_of_motion_vectors(square):
     _, _, cache = square
-    data = np.load(cache / "sq.npz")
+    data = read_arrays(cache_path(cache, "sq"))
     spec = ClipSpec(num_frames=8, stride=1, crop_size=64, short_side=64)
     plan = ClipPlan(tuple(range(13, 21)), (0, 0), False)  # P-frames after the second I-frame; the square is in the crop
     right = motion_vectors(data["mv"], 4, (64, 128), plan, spec)
@@ -216,8 +217,7 @@ def test_flow_source_for_table4(square, tmp_path):
     folder, video, cache = square
     flow = np.zeros((26, 32, 64, 2), np.float32)  # computed at half the decoded 64 x 128
     flow[:, 10:22, 4:40, 0] = 1.5  # 1.5 px right at half size = 3 px in decoded pixels
-    (tmp_path / "tvl1").mkdir()
-    np.savez(tmp_path / "tvl1" / "sq.npz", flow=quantise_flow(flow))
+    write_arrays(cache_path(tmp_path / "tvl1", "sq"), flow=quantise_flow(flow))
     spec = ClipSpec(num_frames=8, stride=1, crop_size=64, short_side=64)
     plan = ClipPlan(tuple(range(13, 21)), (0, 0), False)
     right = flow_vectors(quantise_flow(flow), (64, 128), plan, spec)

@@ -10,6 +10,7 @@ import pytest
 from core.errors import VideoDecodeError
 from datasets.clips.sampling import ClipSpec
 from datasets.motion import compressed as cd
+from datasets.motion.cache import read_arrays
 from methods.cmd.sampling import plan_cmd_sample
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-videos"
@@ -153,8 +154,8 @@ def test_cli_cache_and_summary(tmp_path, square_video):
     args = ["--manifest", str(tmp_path / "m.csv"), "--root", str(Path(square_video).parent), "--out-dir", str(out),
             "--summary", str(tmp_path / "_summary.json")]
     assert cd.main(args) == 0
-    with np.load(out / "square.npz") as z:
-        assert z["mv"].dtype == np.float16 and list(z["iframe_indices"]) == [0, 12, 24]
+    z = read_arrays(out / "square.arrays")
+    assert z["mv"].dtype == np.float16 and list(z["iframe_indices"]) == [0, 12, 24]
     summary = json.loads((tmp_path / "_summary.json").read_text())
     assert summary["extracted"] == 1 and summary["failed"][0]["video_id"] == "gone" and summary["fps_per_core"] > 0
 

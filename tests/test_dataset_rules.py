@@ -71,4 +71,4 @@ def test_compressed_summary(run):
     assert summary["videos"] == summary["extracted"] == 9 and summary["failed"] == []
     assert summary["frames_extracted"] == 9 * 30 and summary["fps_per_core"] > 0
     assert summary["variable_frame_rate"] == []
-    assert len(list((run / "motion/compressed/ssv2").glob("*.npz"))) == 9
+    assert len(list((run / "motion/compressed/ssv2").glob("*.arrays"))) == 9

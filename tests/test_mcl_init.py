@@ -17,8 +17,8 @@ from methods.backbones.resnet import ResNet
 from methods.mcl import METHOD
 from methods.mcl.data import MCLPretrainData, MotionMaps
 from methods.mcl.init import inflate_kernel, inflated_state_dict, initialise_from_2d, read_2d_weights
-from datasets.motion.cache import cache_path
-from datasets.motion.tvl1 import extract_video
+from datasets.motion.cache import cache_path, write_arrays
+from datasets.motion.tvl1 import extract_video, write_motion_cache
 from methods.training.engine import RunSettings, train_step
 from methods.training.pretrain import apply_init_weights
 from tests.conftest import ROOT, run_env
@@ -155,15 +155,23 @@ def test_mismatched_weights_are_refused_by_name(tmp_path):
 
 def test_a_missing_or_corrupt_motion_cache_names_its_video(tmp_path):
     maps = MotionMaps(tmp_path)
-    with pytest.raises(MissingInputError, match=r"video v_Archery_g01_c01: no TV-L1 motion cache .*v_Archery_g01_c01\.npz"):
+    with pytest.raises(MissingInputError, match=r"video v_Archery_g01_c01: no TV-L1 motion cache .*v_Archery_g01_c01\.arrays"):
         maps("v_Archery_g01_c01")
-    (tmp_path / "v_cut.npz").write_bytes(b"PK\x03\x04 truncated")
-    with pytest.raises(CorruptInputError, match="video v_cut: unreadable"):
+    (tmp_path / "v_old.npz").write_bytes(b"PK\x03\x04")  # the earlier single-file layout is named, not read
+    with pytest.raises(MissingInputError, match=r"video v_old: no TV-L1 motion cache .*v_old\.npz is in the earlier compressed layout"):
+        maps("v_old")
+    write_motion_cache(cache_path(tmp_path, "v_cut"), np.ones((4, 6, 8), np.float32))
+    motion_file = cache_path(tmp_path, "v_cut") / "motion.npy"
+    motion_file.write_bytes(motion_file.read_bytes()[:-10])  # truncated
+    with pytest.raises(CorruptInputError, match=r"video v_cut: unreadable TV-L1 motion cache .*v_cut\.arrays/motion\.npy"):
         maps("v_cut")
-    np.savez(tmp_path / "v_nan.npz", motion=np.array([[[0.0, np.nan]]], dtype=np.float32))
+    write_arrays(cache_path(tmp_path, "v_part"), motion=np.ones((4, 6, 8), np.float16))  # no per-frame means
+    with pytest.raises(CorruptInputError, match=r"video v_part: TV-L1 motion cache .*v_part\.arrays has no array `motion_frame_mean`"):
+        maps("v_part")
+    write_motion_cache(cache_path(tmp_path, "v_nan"), np.array([[[0.0, np.nan]]], dtype=np.float32))
     with pytest.raises(CorruptInputError, match=r"video v_nan: .* 1 non-finite value"):
         maps("v_nan")
-    np.savez(tmp_path / "v_flow.npz", motion=np.zeros((4, 6, 8, 2), dtype=np.float32))  # a flow field, not maps
+    write_motion_cache(cache_path(tmp_path, "v_flow"), np.zeros((4, 6, 8, 2), dtype=np.float32))  # a flow field, not maps
     with pytest.raises(CorruptInputError, match=r"video v_flow: .* shape \(4, 6, 8, 2\), not \(frames, height, width\)"):
         maps("v_flow")
 
@@ -173,7 +181,7 @@ def test_a_video_shorter_than_a_tubelet_names_the_video(tmp_path):
     span = (cfg["clip"]["num_frames"] - 1) * cfg["clip"]["stride"] + 1
     manifest = pd.DataFrame([{"video_id": "v_short", "path": "short.mp4", "label": 0, "label_name": "a", "split": "train",
                               "num_frames": span + 10, "fps": 25.0, "width": 64, "height": 48, "duration": 1.0}])
-    np.savez(tmp_path / "v_short.npz", motion=np.ones((span - 1, 6, 8), dtype=np.float32))  # one frame short
+    write_motion_cache(cache_path(tmp_path, "v_short"), np.ones((span - 1, 6, 8), dtype=np.float32))  # one frame short
     data = MCLPretrainData(manifest, tmp_path, tmp_path, cfg, seed=0)
     with pytest.raises(VideoDecodeError, match=rf"video v_short \(short.mp4\): {span - 1} frames with both RGB .* fewer than the {span}"):
         data[0]

@@ -8,6 +8,7 @@ import pytest
 
 from datasets.clips.sampling import ClipSpec
 from datasets.motion import tvl1 as mm
+from datasets.motion.cache import read_arrays
 from methods.mcl import sampling as mcl
 
 
@@ -149,14 +150,16 @@ def test_extract_cache_resume_and_quarantine(tmp_path):
     out = tmp_path / "cache"
     args = ["--manifest", str(tmp_path / "m.csv"), "--root", str(tmp_path), "--out-dir", str(out), "--summary", str(out / "_summary.json")]
     assert mm.main(args) == 0
-    with np.load(out / "ok.npz") as z:
-        assert z["motion"].shape == (5, 32, 48) and z["motion"].dtype == np.float16
-        assert z["t_motion"].shape == (5,) and z["flow"].dtype == np.uint8
+    z = read_arrays(out / "ok.arrays")
+    assert z["motion"].shape == (5, 32, 48) and z["motion"].dtype == np.float16
+    assert z["t_motion"].shape == (5,) and z["flow"].dtype == np.uint8
+    # what temporal sampling computed from the whole array, stored so that a sample reads one clip
+    assert np.array_equal(z["motion_frame_mean"], np.asarray(z["motion"]).mean(axis=(1, 2)))
     summary = json.loads((out / "_summary.json").read_text())
     assert summary["extracted"] == 1 and {f["video_id"] for f in summary["failed"]} == {"empty", "gone"}
     quarantine = pd.read_csv(out / "_summary.quarantine.csv")
     assert set(quarantine.video_id) == {"empty", "gone"}
-    mtime = (out / "ok.npz").stat().st_mtime_ns
+    mtime = (out / "ok.arrays" / "motion.npy").stat().st_mtime_ns
     assert mm.main(args + ["--strict"]) == 1  # failures are errors under --strict
-    assert (out / "ok.npz").stat().st_mtime_ns == mtime  # resumed: the cached video is not redone
+    assert (out / "ok.arrays" / "motion.npy").stat().st_mtime_ns == mtime  # resumed: the cached video is not redone
     assert json.loads((out / "_summary.json").read_text())["skipped_existing"] == 1

@@ -82,12 +82,13 @@ def test_raft_runs_on_frames_whose_size_is_not_a_multiple_of_8():
 
 
 def test_build_cache_outputs_resume_and_stops_on_an_undecodable_video(tmp_path):
-    """build_cache (on datasets.motion.cache's loop): <video_id>.npz with motion float16 (N, C, H, W)
+    """build_cache (on datasets.motion.cache's loop): <video_id>.arrays/ with motion float16 (N, C, H, W)
     and frame_mean float32 (N,), its summary keys; a second run reuses every cache file; a video
     that cannot be decoded stops the run."""
     from core.errors import SuiteError
     from datasets.sources.fixtures import make_kinetics400
     from datasets.manifests.manifest import build_manifest, entries_for
+    from datasets.motion.cache import read_arrays
     from datasets.motion.flow import build_cache
 
     root = tmp_path / "Kinetics400"
@@ -95,17 +96,43 @@ def test_build_cache_outputs_resume_and_stops_on_an_undecodable_video(tmp_path):
                             "train_per_class": 1, "val_per_class": 1}, seed=0)
     manifest, _ = build_manifest(entries_for("k400", root), root, min_frames=8, verify=False)
     summary = build_cache(manifest, root, "diff", tmp_path / "diff", 32, None)
-    assert set(summary) == {"kind", "videos", "computed_now", "reused", "frames_per_second", "flow_estimator", "short_side"}
+    assert set(summary) == {"kind", "layout", "videos", "computed_now", "reused", "frames_per_second", "flow_estimator", "short_side"}
     assert summary["computed_now"] == len(manifest) and summary["reused"] == 0 and summary["frames_per_second"] > 0
     for vid in manifest["video_id"]:
-        with np.load(tmp_path / "diff" / f"{vid}.npz") as z:
-            assert set(z.files) == {"motion", "frame_mean"}
-            assert z["motion"].dtype == np.float16 and z["motion"].shape[1] == 3 and min(z["motion"].shape[2:]) == 32
-            assert z["frame_mean"].dtype == np.float32 and z["frame_mean"].shape == (z["motion"].shape[0],)
+        z = read_arrays(tmp_path / "diff" / f"{vid}.arrays")
+        assert set(z) == {"motion", "frame_mean"}
+        assert z["motion"].dtype == np.float16 and z["motion"].shape[1] == 3 and min(z["motion"].shape[2:]) == 32
+        assert z["frame_mean"].dtype == np.float32 and z["frame_mean"].shape == (z["motion"].shape[0],)
     again = build_cache(manifest, root, "diff", tmp_path / "diff", 32, None)
     assert again["computed_now"] == 0 and again["reused"] == len(manifest) and again["frames_per_second"] is None
     broken = manifest.head(1).assign(video_id="broken")
     (root / broken["path"].iloc[0]).write_bytes(b"not a video")
     with pytest.raises(SuiteError):
         build_cache(broken, root, "diff", tmp_path / "diff", 32, None)
-    assert not (tmp_path / "diff" / "broken.npz").exists()
+    assert not (tmp_path / "diff" / "broken.arrays").exists()
+
+
+def test_cache_folders_are_written_whole_and_read_as_maps(tmp_path):
+    """A video's cache is one folder of .npy files, renamed into place whole (a failed write leaves
+    nothing under its name, a rewrite replaces it), read back memory-mapped and read-only."""
+    from core.errors import CorruptInputError
+    from core.io import atomic_dir
+    from datasets.motion.cache import cache_path, read_arrays, write_arrays
+
+    path = cache_path(tmp_path, "v1")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(path) as tmp:
+            np.save(tmp / "motion.npy", np.zeros(3))
+            raise RuntimeError("extractor failed")
+    assert list(tmp_path.iterdir()) == []  # neither the folder nor its temporary
+    write_arrays(path, motion=np.arange(24, dtype=np.float16).reshape(2, 3, 4), grid=np.int32(4))
+    write_arrays(path, motion=np.ones((5, 3, 4), np.float16), grid=np.int32(8))  # replaces the first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v1.arrays"]
+    data = read_arrays(path)
+    assert set(data) == {"motion", "grid"} and int(data["grid"]) == 8
+    assert isinstance(data["motion"], np.memmap) and data["motion"].shape == (5, 3, 4)
+    assert not data["motion"].flags.writeable
+    with pytest.raises(CorruptInputError, match=r"video v1: motion cache .*v1\.arrays has no array `frame_mean`"):
+        read_arrays(path, ("motion", "frame_mean"))
+    with pytest.raises(MissingInputError, match=r"video v2: no motion cache .*v2\.arrays"):
+        read_arrays(cache_path(tmp_path, "v2"), ("motion",))

@@ -10,6 +10,7 @@ from core.errors import VideoDecodeError
 from datasets.clips import decode as D
 from datasets.manifests.manifest import build_manifest, probe
 from datasets.motion import compressed as cd
+from datasets.motion.cache import read_arrays
 from datasets.motion import tvl1 as mm
 from datasets.sources.official import Entry
 from datasets.transcodes.transcode import frame_index_of, transcode, write_synthetic_video, write_vfr_video
@@ -79,8 +80,8 @@ def test_tvl1_extraction_one_map_per_decoded_frame(vfr, tmp_path):
     assert rc == 0
     s = json.loads(summary.read_text())
     assert s["extracted"] == 2 and s["failed"] == [] and s["variable_frame_rate"] == ["vfr"]
-    with np.load(tmp_path / "c" / "vfr.npz") as z:
-        assert z["motion"].shape == (N, 48, 64) and z["t_motion"].shape == (N,)
+    z = read_arrays(tmp_path / "c" / "vfr.arrays")
+    assert z["motion"].shape == (N, 48, 64) and z["t_motion"].shape == (N,)
 
 
 @pytest.mark.parametrize("name", ["h264.mp4", "mpeg4.avi"])
@@ -98,12 +99,12 @@ def test_h264_cfr_transcode_is_constant_rate_same_frames(vfr, tmp_path, name):
 def test_compressed_domain_after_mpeg4_gop12(vfr, tmp_path):
     # the source itself is refused by name (motion vectors need a constant frame interval) ...
     with pytest.raises(VideoDecodeError, match=r"mpeg4.avi: variable frame rate"):
-        cd.extract_video(vfr / "mpeg4.avi", tmp_path / "x.npz")
+        cd.extract_video(vfr / "mpeg4.avi", tmp_path / "x.arrays")
     # ... its mpeg4_gop12 transcode is constant-rate and extracts every frame
     avi = tmp_path / "t.avi"
     transcode(vfr / "mpeg4.avi", avi, "mpeg4_gop12")
     assert not D.frame_timing(avi).variable
-    stats = cd.extract_video(avi, tmp_path / "t.npz")
+    stats = cd.extract_video(avi, tmp_path / "t.arrays")
     assert stats["frames"] == N and stats["iframes"] == 3
-    with np.load(tmp_path / "t.npz") as z:
-        assert z["iframe_indices"].tolist() == [0, 12, 24] and len(z["mv"]) == N
+    z = read_arrays(tmp_path / "t.arrays")
+    assert z["iframe_indices"].tolist() == [0, 12, 24] and len(z["mv"]) == N

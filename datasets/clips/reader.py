@@ -73,7 +73,8 @@ def normalize(clip: torch.Tensor, mean, std) -> torch.Tensor:
 
 
 def motion_clip(motion: np.ndarray, plan: ClipPlan, spec: ClipSpec, scale: float) -> torch.Tensor:
-    """Float (C, T, crop, crop) from a cached motion array (N, C, H, W), already at `short_side`.
+    """Float (C, T, crop, crop) from a cached motion array (N, C, H, W), already at `short_side`;
+    only the planned frames of a memory-mapped array are read.
 
     A horizontal flip of a flow field also negates its x component; the caller decides whether
     to flip (MaCLR skips augmentations on motion inputs).
@@ -128,8 +129,9 @@ class ClipReader:
 class MotionClipReader:
     """Float (C, T, crop, crop) motion clips of manifest rows, cut from the per-video motion cache
     (`datasets.motion.flow`, stored at `spec.short_side`) and multiplied by `scale`; the motion
-    counterpart of `ClipReader`, without augmentation. Keeps the last video's motion in memory,
-    since callers cut several clips of one video in a row."""
+    counterpart of `ClipReader`, without augmentation. The cache is memory-mapped, so a clip reads
+    only its own frames; the last video's map is kept, since callers cut several clips of one video
+    in a row."""
 
     def __init__(self, cache_dir: str | Path, spec: ClipSpec, scale: float):
         self.cache_dir, self.spec, self.scale = cache_dir, spec, float(scale)

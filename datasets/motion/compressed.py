@@ -11,7 +11,8 @@ GOP 12, no B-frames. What a training sample reads from them (Sec. 3.2-3.3, 4.1) 
 Extraction decodes the stream once with PyAV, asking the decoder to export its motion vectors
 (`flags2=+export_mvs`); I-frames are kept as RGB, P-frames only as their vectors. Per-video cache
 (`extract_video`, rule `cmd_compressed` in datasets/motion_inputs.smk):
-`results/<scale>/motion/compressed/<dataset>/<video_id>.npz` holding
+`results/<scale>/motion/compressed/<dataset>/<video_id>.arrays/` (one memory-mapped `.npy` per
+array, `datasets.motion.cache`) holding
 - `iframes` (K, H, W, 3) uint8 and `iframe_indices` (K,) int32 (frame numbers, 0-based);
 - `mv` (N, ceil(H/g), ceil(W/g), 2) float16: per frame, the forward displacement (dx, dy) in pixels
   of each g x g cell (g = `grid`, 4 by default, finer than any MPEG-4 block), 0 on I-frames and
@@ -39,10 +40,9 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import VideoDecodeError
-from core.io import save_npz
 from datasets.clips.decode import frame_timing
 from datasets.clips.sampling import ClipPlan, ClipSpec, resized_hw
-from datasets.motion.cache import extraction_parser, run_extraction
+from datasets.motion.cache import extraction_parser, run_extraction, write_arrays
 
 GRID = 4
 PICT_I, PICT_P, PICT_B = 1, 2, 3
@@ -184,7 +184,7 @@ def extract_video(path: str | os.PathLike, out: str | os.PathLike, grid: int = G
         raise VideoDecodeError(f"{path}: variable frame rate (frame intervals {timing.min_interval * 1000:.1f} to "
                                f"{timing.max_interval * 1000:.1f} ms); transcode with the mpeg4_gop12 profile")
     arrays = extract_compressed(path, grid, codec)
-    save_npz(out, **arrays)
+    write_arrays(out, **arrays)
     kinds = arrays["pict_types"]
     return {"frames": int(len(kinds)), "iframes": int((kinds == PICT_I).sum()),
             "seconds": time.perf_counter() - started}

@@ -29,11 +29,11 @@ import torch
 import torch.nn.functional as F
 
 from core.config import load_scale
-from core.errors import MissingInputError, SuiteError
-from core.io import save_npz, write_json
+from core.errors import CorruptInputError, MissingInputError, SuiteError
+from core.io import write_json
 from datasets.clips.decode import decode_all, resize_short_side
 from datasets.motion import KINDS
-from datasets.motion.cache import cache_path, extract_each
+from datasets.motion.cache import CACHE_LAYOUT, cache_path, extract_each, read_arrays, write_arrays
 
 FLOW_OFFSET = 5  # MaCLR §4.1: "optical flow from frame t to t-5"
 EDGE_CLAMP = (0.0, 10.0)  # MaCLR §4.1: "clamp the resulting edge map in [0, 10]"
@@ -152,12 +152,16 @@ def compute_motion(frames: np.ndarray, kind: str, estimator=None) -> np.ndarray:
 
 
 def load_motion(cache_dir: str | Path, video_id: str) -> tuple[np.ndarray, np.ndarray]:
-    """(motion (N, C, H, W) float16, frame_mean (N,)) of one cached video."""
-    path = cache_path(cache_dir, video_id)
-    if not path.exists():
-        raise MissingInputError(f"motion cache {path} is missing; run the motion rule for its dataset first")
-    with np.load(path) as data:
-        return data["motion"], data["frame_mean"]
+    """(motion (N, C, H, W) float16, frame_mean (N,)) of one cached video, memory-mapped: a clip
+    cut from it reads only its own frames."""
+    data = read_arrays(cache_path(cache_dir, video_id), ("motion", "frame_mean"), video_id, "motion",
+                       "the motion rule of its dataset, datasets.motion.flow")
+    motion, frame_mean = data["motion"], data["frame_mean"]
+    if motion.ndim != 4 or frame_mean.shape != motion.shape[:1]:
+        raise CorruptInputError(f"video {video_id}: motion cache {cache_path(cache_dir, video_id)} holds `motion` of shape "
+                                f"{motion.shape} and `frame_mean` of shape {frame_mean.shape}, not (frames, channels, "
+                                f"height, width) and (frames,); delete it and recompute it (datasets.motion.flow)")
+    return motion, frame_mean
 
 
 def build_cache(manifest: pd.DataFrame, root: Path, kind: str, cache_dir: Path, short_side: int, estimator) -> dict:
@@ -172,12 +176,13 @@ def build_cache(manifest: pd.DataFrame, root: Path, kind: str, cache_dir: Path, 
         frames = resize_short_side(frames, short_side).permute(0, 2, 3, 1).numpy()
         motion = compute_motion(frames, kind, estimator)
         frame_mean = np.abs(motion).mean(axis=(1, 2, 3)).astype(np.float32)
-        save_npz(dst, motion=motion.astype(np.float16), frame_mean=frame_mean)
+        write_arrays(dst, motion=motion.astype(np.float16), frame_mean=frame_mean)
         return {"frames": len(frames), "seconds": time.perf_counter() - started}
 
     stats = extract_each(manifest, root, cache_dir, extract, kind, catch=())
     return {
         "kind": kind,
+        "layout": CACHE_LAYOUT,
         "videos": len(manifest),
         "computed_now": stats.extracted,
         "reused": stats.skipped_existing,

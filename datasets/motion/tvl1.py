@@ -8,9 +8,13 @@ paper omits are taken from its public code, YihengZhang-CV/MCL-Motion-Focused-Co
 
 Per-video cache (`extract_video`, run by `python -m datasets.motion.tvl1` through
 `datasets.motion.cache.run_extraction`, rule `mcl_motion` in
-datasets/motion_inputs.smk): `results/<scale>/motion/tvl1/<dataset>/<video_id>.npz` holding
+datasets/motion_inputs.smk): `results/<scale>/motion/tvl1/<dataset>/<video_id>.arrays/` (one
+memory-mapped `.npy` per array, `datasets.motion.cache`) holding
 - `motion`   (N, H, W) float16: the ST-motion of the whole video, one Eq. (1) map per frame;
-- `t_motion` (N,) float32: its T-motion (Eq. 2), used by temporal sampling (`methods.mcl.sampling`);
+- `t_motion` (N,) float32: its T-motion (Eq. 2) from the float32 maps;
+- `motion_frame_mean` (N,) float16: the mean of each stored float16 `motion` frame, the T-motion
+  temporal sampling (`methods.mcl.sampling`) reads; stored so that a sample need not read every
+  frame of the video, and finite exactly when `motion` is;
 - `flow`     (N, H, W, 2) uint8 (optional): the TV-L1 flow (u, v) quantised as the official code
   stores it (`dataset/process_data/process_video.py::compute_TVL1`): clipped to +-20 px, mapped
   linearly to 0..255 (`dequantise_flow` inverts it).
@@ -31,10 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import VideoDecodeError
-from core.io import save_npz
 from datasets.clips.decode import decode_all, frame_timing
 from datasets.clips.sampling import resized_hw
-from datasets.motion.cache import extraction_parser, run_extraction
+from datasets.motion.cache import extraction_parser, run_extraction, write_arrays
 
 # Official code, process_video.py::compute_TVL1: flow is clipped to +-20 px before quantising.
 FLOW_BOUND = 20.0
@@ -133,6 +136,21 @@ def _resize_frames(frames: np.ndarray, short_side: int | None) -> np.ndarray:
     return np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames])
 
 
+def write_motion_cache(out: str | os.PathLike, motion: np.ndarray, t_motion: np.ndarray | None = None,
+                       flow: np.ndarray | None = None) -> None:
+    """Write one video's `tvl1` cache (see module doc): ST-motion (N, H, W) stored as float16, its
+    per-frame means, T-motion (N,) (from `motion` when None) and the quantised flow if given."""
+    motion = np.asarray(motion).astype(np.float16)
+    if t_motion is None:
+        t_motion = np.asarray(motion, np.float32).mean(axis=tuple(range(1, motion.ndim)))
+    # As methods.mcl.sampling computed it from the whole float16 array, so plans are unchanged.
+    frame_mean = motion.mean(axis=tuple(range(1, motion.ndim)))
+    arrays = {"motion": motion, "t_motion": np.asarray(t_motion, np.float32), "motion_frame_mean": frame_mean}
+    if flow is not None:
+        arrays["flow"] = flow
+    write_arrays(out, **arrays)
+
+
 def extract_video(path: str | os.PathLike, out: str | os.PathLike, short_side: int | None = None,
                   store_flow: bool = True) -> dict:
     """Compute and cache (atomically, via core.io) the MCL motion of one video; return its stats.
@@ -150,10 +168,7 @@ def extract_video(path: str | os.PathLike, out: str | os.PathLike, short_side: i
     flow = tvl1_flow(frames)
     m_st = motion_map(flow)
     _, m_t = s_and_t_motion(m_st)
-    arrays = {"motion": m_st.astype(np.float16), "t_motion": m_t.astype(np.float32)}
-    if store_flow:
-        arrays["flow"] = quantise_flow(flow)
-    save_npz(out, **arrays)
+    write_motion_cache(out, m_st, m_t, quantise_flow(flow) if store_flow else None)
     return {"frames": int(len(frames)), "height": int(frames.shape[1]), "width": int(frames.shape[2]),
             "seconds": time.perf_counter() - started, "variable_frame_rate": frame_timing(path).variable}
 

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 from datasets.clips.reader import ClipReader, clip_spec
 from datasets.clips.sampling import ClipPlan, plan_train_clip
 from core.errors import CorruptInputError, MissingInputError, VideoDecodeError
-from datasets.motion.cache import VideoArrays, cache_path
+from datasets.motion.cache import VideoArrays
 from methods.mcl.sampling import plan_motion_focused_clip, resize_map
 
 
@@ -32,30 +32,35 @@ def uses_motion(cfg: dict) -> bool:
 
 
 class MotionMaps:
-    """ST-motion (N, H, W) of the videos in a `datasets.motion.tvl1` cache, checked for the layout
-    and finiteness that L_MAL and the TA/SA choices need; keeps the last video, since a sample cuts
-    two clips of one video."""
+    """ST-motion (N, H, W) of the videos in a `datasets.motion.tvl1` cache, memory-mapped, with its
+    per-frame means (N,), checked for the layout and finiteness that L_MAL and the TA/SA choices
+    need; keeps the last video, since a sample cuts two clips of one video."""
 
     def __init__(self, cache_dir: str | Path):
-        self.arrays = VideoArrays(cache_dir, ("motion",), "TV-L1 motion",
+        self.arrays = VideoArrays(cache_dir, ("motion", "motion_frame_mean"), "TV-L1 motion",
                                   "the `tvl1` motion cache of the manifest's videos, datasets.motion.tvl1")
         self._checked = None
 
-    def __call__(self, video_id) -> np.ndarray:
-        motion = self.arrays(video_id)["motion"]
+    def __call__(self, video_id) -> tuple[np.ndarray, np.ndarray]:
+        """(motion (N, H, W), motion_frame_mean (N,)) of one video."""
+        data = self.arrays(video_id)
+        motion, frame_mean = data["motion"], data["motion_frame_mean"]
         if self._checked != video_id:
-            path = cache_path(self.arrays.cache_dir, video_id)
-            if motion.ndim != 3:  # (frames, H, W): a flow field or a single map is another file's layout
+            path = self.arrays.path(video_id)
+            if motion.ndim != 3 or frame_mean.shape != motion.shape[:1]:  # a flow field or a single map is another file's layout
                 self.arrays.forget()
                 raise CorruptInputError(f"video {video_id}: TV-L1 motion cache {path} holds `motion` of shape {motion.shape}, "
-                                        f"not (frames, height, width); delete it and recompute it (datasets.motion.tvl1)")
-            if not np.isfinite(motion).all():  # would make L_MAL and the TA/SA choices non-finite
+                                        f"not (frames, height, width) with one `motion_frame_mean` per frame "
+                                        f"(shape {frame_mean.shape}); delete it and recompute it (datasets.motion.tvl1)")
+            # A frame's mean is finite exactly when the frame is (the mean of finite float16 values
+            # stays within float16's range), so only a bad cache costs a read of every frame.
+            if not np.isfinite(frame_mean).all():  # would make L_MAL and the TA/SA choices non-finite
                 bad = int((~np.isfinite(motion)).sum())
                 self.arrays.forget()
                 raise CorruptInputError(f"video {video_id}: TV-L1 motion cache {path} holds {bad} non-finite value(s); "
                                         f"delete it and recompute it (datasets.motion.tvl1)")
             self._checked = video_id
-        return motion
+        return motion, frame_mean
 
 
 def clip_motion(motion: np.ndarray, plan: ClipPlan, frame_hw: tuple[int, int], crop: int, size: int) -> torch.Tensor:
@@ -85,7 +90,8 @@ class MCLPretrainData(Dataset):
     def __len__(self) -> int:
         return len(self.videos)
 
-    def _plan(self, row, motion: np.ndarray | None, rng: np.random.Generator, start_of: ClipPlan | None = None) -> ClipPlan:
+    def _plan(self, row, motion: np.ndarray | None, frame_mean: np.ndarray | None, rng: np.random.Generator,
+              start_of: ClipPlan | None = None) -> ClipPlan:
         aug = self.cfg["augmentation"]
         frames = int(row.num_frames) if motion is None else len(motion)
         if frames < self.spec.span:
@@ -96,7 +102,8 @@ class MCLPretrainData(Dataset):
         if motion is None:
             plan = plan_train_clip(int(row.num_frames), self.reader.frame_hw(row), self.spec, rng)
         else:
-            plan = plan_motion_focused_clip(motion, self.spec, rng, temporal=bool(aug["temporal"]), spatial=bool(aug["spatial"]))
+            plan = plan_motion_focused_clip(motion, self.spec, rng, temporal=bool(aug["temporal"]), spatial=bool(aug["spatial"]),
+                                            frame_motion=frame_mean)
         if start_of is not None:  # `key_clip: same_frames`: the query's frames, a crop and flip of its own
             plan = ClipPlan(start_of.indices, plan.crop, plan.flip)
         return plan
@@ -106,12 +113,13 @@ class MCLPretrainData(Dataset):
         # One generator per (seed, epoch, video): runs are reproducible and resumable per epoch.
         rng = np.random.default_rng([self.seed, self.epoch, index])
         torch.manual_seed(int(rng.integers(2**31)))
-        motion = None
+        motion = frame_mean = None
         if self.motion is not None:
-            motion = self.motion(row.video_id)
-            motion = motion[: min(len(motion), int(row.num_frames))]  # frames with both RGB and motion
-        query = self._plan(row, motion, rng)
-        key = self._plan(row, motion, rng, query if self.cfg["key_clip"] == "same_frames" else None)
+            motion, frame_mean = self.motion(row.video_id)
+            n = min(len(motion), int(row.num_frames))  # frames with both RGB and motion
+            motion, frame_mean = motion[:n], frame_mean[:n]
+        query = self._plan(row, motion, frame_mean, rng)
+        key = self._plan(row, motion, frame_mean, rng, query if self.cfg["key_clip"] == "same_frames" else None)
         sample = {"q": self.reader(row, query), "k": self.reader(row, key), "video_index": torch.tensor(index)}
         if self.cfg["mal"]["terms"]:
             sample["motion"] = clip_motion(motion, query, self.reader.frame_hw(row), self.spec.crop_size,

@@ -125,6 +125,7 @@ def plan_motion_focused_clip(
     rng: np.random.Generator,
     temporal: bool = True,
     spatial: bool = True,
+    frame_motion: np.ndarray | None = None,
 ) -> ClipPlan:
     """One training tubelet of MCL's motion-focused augmentation, as a shared-sampler ClipPlan.
 
@@ -136,10 +137,16 @@ def plan_motion_focused_clip(
     clip"). With `temporal` / `spatial` off, that step is the shared sampler's uniform choice.
     The flip is drawn with p = 0.5 as the shared sampler does (Sec. 3.2 lists "mirror" among the
     further augmentations). Draw order: start, crop, flip.
+    `frame_motion`: the per-frame means of `motion` (the cache's `motion_frame_mean`); when given,
+    only the chosen clip's frames of `motion` are read, so a memory-mapped cache costs one clip.
     """
     motion = np.asarray(motion)
     num_frames = len(motion)
-    allowed = motion_focused_starts(motion.mean(axis=(1, 2)), spec) if temporal else None
+    if temporal:
+        frame_motion = motion.mean(axis=(1, 2)) if frame_motion is None else np.asarray(frame_motion)
+        allowed = motion_focused_starts(frame_motion, spec)
+    else:
+        allowed = None
     start = random_start(num_frames, spec, rng, allowed)
     indices = clip_indices(start, spec)
     height, width = resized_hw(motion.shape[1], motion.shape[2], spec.short_side)
