@@ -17,7 +17,7 @@ pytest.importorskip("nvidia.dali")
 import datasets.clips.sampling as S  # noqa: E402
 from core.errors import VideoDecodeError  # noqa: E402
 from datasets.clips import decode as D  # noqa: E402
-from datasets.clips.dali_decode import DaliClipLoader, dali_load_clips  # noqa: E402
+from datasets.clips.dali_decode import DaliClipLoader, DaliClipStream, dali_load_clips  # noqa: E402
 from datasets.transcodes.transcode import frame_index_of, transcode, write_synthetic_video  # noqa: E402
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-videos"
@@ -74,6 +74,35 @@ def test_loader_reused_across_batches(vp9):
     assert [c.shape for c in clips] == [(3, 4, 24, 24)] * 5
     for plan, clip in zip(plans, clips):
         assert_near_identical(clip, D.load_clip(vp9, plan, spec))
+
+
+def test_batched_stream_gives_the_per_clip_clips(vp9, tmp_path):
+    """DALI's own batched pipeline (parallel external source in spawned workers, 2 batches
+    prefetched) yields, in request order, the clips the per-clip path gives, to the bit; the last,
+    partial batch included; and the CPU decoder's clips to within the resize's rounding."""
+    other = tmp_path / "other.webm"
+    write_synthetic_video(tmp_path / "other.avi", num_frames=24, width=80, height=48)
+    transcode(tmp_path / "other.avi", other, "vp9")
+    spec = S.ClipSpec(num_frames=5, stride=3, crop_size=32, short_side=40)
+    rng = np.random.default_rng(1)
+    paths, plans = [], []
+    for k in range(7):
+        path = [vp9, other][k % 2]
+        info = D.video_info(path)
+        paths.append(path)
+        plans.append(S.plan_train_clip(info["num_frames"], S.resized_hw(info["height"], info["width"], 40), spec, rng))
+    stream = DaliClipStream(spec, device="cpu", batch_size=3, py_workers=2, prefetch=2)
+    batches = list(stream.batches(paths, plans))
+    assert [tuple(b.shape) for b in batches] == [(3, 3, 5, 32, 32), (3, 3, 5, 32, 32), (1, 3, 5, 32, 32)]
+    clips = torch.cat(batches)
+    single = DaliClipLoader(spec, batch_size=1).load(paths, plans)
+    for path, plan, clip, one in zip(paths, plans, clips, single):
+        assert torch.equal(clip, one)
+        assert_near_identical(clip, D.load_clip(path, plan, spec))
+    with pytest.raises(VideoDecodeError, match="gone.webm: video file not found"):
+        next(stream.batches([tmp_path / "gone.webm"], plans[:1]))
+    with pytest.raises(ValueError, match="prefetch must be at least 2"):
+        DaliClipStream(spec, prefetch=1)
 
 
 SPEC = S.ClipSpec(num_frames=2, stride=1, crop_size=32, short_side=48)

@@ -18,6 +18,15 @@ crops are chosen by the same numpy code as on the CPU path; DALI only executes t
 DALI reports a failed sample as a failed batch; the batch is then decoded one video at a time
 to name the file at fault in the `VideoDecodeError`.
 
+Two ways to run it:
+- `DaliClipLoader.load` feeds one batch at a time from the calling process (`feed_input`) and
+  waits for it: what a PyTorch Dataset calls per clip (`datasets.clips.reader.load_visual_clip`);
+- `DaliClipStream` is DALI's own batched pipeline over a whole list of requests: a parallel
+  external source (`batch=False` per-sample callback, `py_num_workers` Python worker processes)
+  reads each video's bytes and its plan, and the pipeline keeps `prefetch_queue_depth` (>= 2)
+  batches decoding ahead of the consumer, so a training loop takes ready batches. Both run the
+  same operators (`_decode_graph`), so they give the same clips.
+
 Variable frame rate: DALI locates frames by timestamp at the stream's nominal rate, so it is fed
 the constant-rate transcodes only (`h264_cfr` for NVDEC, `vp9` in CI;
 `datasets.transcodes.transcode` keeps every frame and re-times it), where frame index and
@@ -27,7 +36,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -37,6 +46,25 @@ from datasets.clips.decode import video_info
 from datasets.clips.sampling import ClipPlan, ClipSpec, resized_hw
 
 LAYOUTS = ("CTHW", "THWC")
+
+
+def _decode_graph(encoded, indices, size, anchor, shape, flip, decoder_device: str, layout: str):
+    """The operators both pipelines run on one clip's inputs (module doc, steps 1-5)."""
+    from nvidia.dali import fn, types
+
+    frames = fn.decoders.video(encoded, device=decoder_device, frames=indices, pad_mode="none")
+    frames = fn.resize(
+        frames,
+        size=size,
+        interp_type=types.INTERP_LINEAR,
+        antialias=False,
+        subpixel_scale=False,
+    )
+    frames = fn.slice(frames, anchor, shape, axes=[1, 2])  # F, H, W, C: crop H and W
+    frames = fn.flip(frames, horizontal=flip)
+    if layout == "CTHW":
+        frames = fn.transpose(frames, perm=[3, 0, 1, 2])
+    return frames
 
 
 def _clip_pipeline(batch_size: int, decoder_device: str, layout: str, num_threads: int, device_id):
@@ -52,23 +80,38 @@ def _clip_pipeline(batch_size: int, decoder_device: str, layout: str, num_thread
         anchor = fn.external_source(name="anchor", dtype=types.INT32, ndim=1)
         shape = fn.external_source(name="shape", dtype=types.INT32, ndim=1)
         flip = fn.external_source(name="flip", dtype=types.INT32, ndim=0)
-        frames = fn.decoders.video(encoded, device=decoder_device, frames=indices, pad_mode="none")
-        frames = fn.resize(
-            frames,
-            size=size,
-            interp_type=types.INTERP_LINEAR,
-            antialias=False,
-            subpixel_scale=False,
-        )
-        frames = fn.slice(frames, anchor, shape, axes=[1, 2])  # F, H, W, C: crop H and W
-        frames = fn.flip(frames, horizontal=flip)
-        if layout == "CTHW":
-            frames = fn.transpose(frames, perm=[3, 0, 1, 2])
-        return frames
+        return _decode_graph(encoded, indices, size, anchor, shape, flip, decoder_device, layout)
 
     pipe = clips()
     pipe.build()
     return pipe
+
+
+INPUTS = ("encoded", "indices", "size", "anchor", "shape", "flip")
+
+
+def _check_crop(path: Path, plan: ClipPlan, spec: ClipSpec, frame_hw: tuple[int, int]) -> None:
+    c = spec.crop_size
+    rh, rw = resized_hw(*frame_hw, spec.short_side)
+    top, left = plan.crop
+    if top < 0 or left < 0 or top + c > rh or left + c > rw:
+        raise ValueError(f"{path}: crop {c} at (top={top}, left={left}) outside the resized frame {(rh, rw)}")
+
+
+def _clip_inputs(path: Path, plan: ClipPlan, spec: ClipSpec, frame_hw: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """One clip's pipeline inputs, in the order of INPUTS: the file's bytes, the planned frames, the
+    resized frame size, the crop's (top, left) and size, and the flip."""
+    c = spec.crop_size
+    rh, rw = resized_hw(*frame_hw, spec.short_side)
+    top, left = plan.crop
+    return (
+        np.fromfile(path, dtype=np.uint8),
+        np.asarray(plan.indices, dtype=np.int32),
+        np.array([rh, rw], dtype=np.float32),
+        np.array([top, left], dtype=np.int32),
+        np.array([c, c], dtype=np.int32),
+        np.array(int(plan.flip), dtype=np.int32),
+    )
 
 
 def _check_file(path: Path) -> None:
@@ -116,22 +159,12 @@ class DaliClipLoader:
         return self._hw_cache[key]
 
     def _inputs(self, paths: Sequence[Path], plans: Sequence[ClipPlan]) -> dict:
-        c = self.spec.crop_size
-        inputs = {k: [] for k in ("encoded", "indices", "size", "anchor", "shape", "flip")}
+        inputs = {k: [] for k in INPUTS}
         for path, plan in zip(paths, plans):
             _check_file(path)
-            rh, rw = resized_hw(*self._frame_hw(path), self.spec.short_side)
-            top, left = plan.crop
-            if top < 0 or left < 0 or top + c > rh or left + c > rw:
-                raise ValueError(
-                    f"{path}: crop {c} at (top={top}, left={left}) outside the resized frame {(rh, rw)}"
-                )
-            inputs["encoded"].append(np.fromfile(path, dtype=np.uint8))
-            inputs["indices"].append(np.asarray(plan.indices, dtype=np.int32))
-            inputs["size"].append(np.array([rh, rw], dtype=np.float32))
-            inputs["anchor"].append(np.array([top, left], dtype=np.int32))
-            inputs["shape"].append(np.array([c, c], dtype=np.int32))
-            inputs["flip"].append(np.array(int(plan.flip), dtype=np.int32))
+            _check_crop(path, plan, self.spec, self._frame_hw(path))
+            for name, value in zip(INPUTS, _clip_inputs(path, plan, self.spec, self._frame_hw(path))):
+                inputs[name].append(value)
         return inputs
 
     def _run(self, pipe, inputs: dict) -> list[torch.Tensor]:
@@ -170,6 +203,112 @@ class DaliClipLoader:
         raise VideoDecodeError(
             f"DALI failed on the batch {[str(p) for p in paths]}: {_dali_reason(batch_error)}"
         ) from batch_error
+
+
+class ClipRequests:
+    """The per-sample source of `DaliClipStream`'s parallel external source: sample i of the epoch
+    is request i's inputs (INPUTS). Plain lists and a spec, so it pickles into DALI's spawned
+    Python workers; past the end (the pipeline prefetches ahead) it ends the epoch."""
+
+    def __init__(self, paths: Sequence[Path], plans: Sequence[ClipPlan], spec: ClipSpec,
+                 frame_hw: Sequence[tuple[int, int]]):
+        self.paths, self.plans, self.spec, self.frame_hw = list(paths), list(plans), spec, list(frame_hw)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __call__(self, sample_info) -> tuple[np.ndarray, ...]:
+        i = sample_info.idx_in_epoch
+        if i >= len(self.paths):
+            raise StopIteration
+        return _clip_inputs(self.paths[i], self.plans[i], self.spec, self.frame_hw[i])
+
+
+def _stream_pipeline(source: ClipRequests, batch_size: int, decoder_device: str, layout: str, num_threads: int,
+                     device_id, py_workers: int, prefetch: int):
+    from nvidia.dali import fn, pipeline_def, types
+
+    @pipeline_def(
+        batch_size=batch_size, num_threads=num_threads, device_id=device_id, prefetch_queue_depth=prefetch,
+        py_num_workers=py_workers, py_start_method="spawn",  # spawn: safe after CUDA is initialised
+    )
+    def clips():
+        encoded, indices, size, anchor, shape, flip = fn.external_source(
+            source=source, num_outputs=len(INPUTS), batch=False, parallel=True,
+            dtype=[types.UINT8, types.INT32, types.FLOAT, types.INT32, types.INT32, types.INT32],
+            ndim=[1, 1, 1, 1, 1, 0],
+        )
+        return _decode_graph(encoded, indices, size, anchor, shape, flip, decoder_device, layout)
+
+    pipe = clips()
+    pipe.build()
+    return pipe
+
+
+class DaliClipStream:
+    """DALI's own batched pipeline over a list of (path, ClipPlan) requests: yields uint8 batches
+    (B, 3, T, crop, crop) (or (B, T, crop, crop, 3) for THWC) in request order, CUDA tensors with
+    `device="gpu"` (NVDEC), CPU tensors otherwise. The files are read and their inputs built by
+    `py_workers` Python worker processes (a parallel external source), and `prefetch` batches are
+    decoded ahead of the consumer, so the caller (a training loop) does not wait on one clip at a
+    time. The clips are those `DaliClipLoader.load` gives for the same requests.
+
+    One pipeline per `batches` call (one epoch of requests: its plans are drawn per epoch); the last
+    batch is shorter when the requests do not fill it (the pipeline decodes it padded with copies
+    of the last request). A batch DALI fails on is decoded again one clip at a time to name the file.
+    """
+
+    def __init__(self, spec: ClipSpec, device: str = "cpu", batch_size: int = 8, layout: str = "CTHW",
+                 num_threads: int = 2, device_id: int = 0, py_workers: int = 2, prefetch: int = 2) -> None:
+        if device not in ("cpu", "gpu"):
+            raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        if prefetch < 2:
+            raise ValueError(f"prefetch must be at least 2 batches (one decoding while one is consumed), got {prefetch}")
+        self.spec, self.device, self.batch_size, self.layout = spec, device, batch_size, layout
+        self.num_threads, self.py_workers, self.prefetch = num_threads, max(1, py_workers), prefetch
+        self.device_id = device_id if device == "gpu" else None
+        self._hw_cache: dict[str, tuple[int, int]] = {}
+
+    def _frame_hw(self, path: Path) -> tuple[int, int]:
+        key = str(path)
+        if key not in self._hw_cache:
+            info = video_info(path)
+            self._hw_cache[key] = (info["height"], info["width"])
+        return self._hw_cache[key]
+
+    def batches(self, paths: Sequence[str | os.PathLike], plans: Sequence[ClipPlan]) -> Iterator[torch.Tensor]:
+        paths = [Path(p) for p in paths]
+        if len(paths) != len(plans):
+            raise ValueError(f"{len(paths)} paths but {len(plans)} plans")
+        if not paths:
+            return
+        for path, plan in zip(paths, plans):  # named here, before any worker starts
+            _check_file(path)
+            _check_crop(path, plan, self.spec, self._frame_hw(path))
+        n, b = len(paths), self.batch_size
+        padded = -n % b
+        source = ClipRequests(paths + paths[-1:] * padded, list(plans) + list(plans[-1:]) * padded, self.spec,
+                              [self._frame_hw(p) for p in paths + paths[-1:] * padded])
+        decoder = "mixed" if self.device == "gpu" else "cpu"
+        pipe = _stream_pipeline(source, b, decoder, self.layout, self.num_threads, self.device_id, self.py_workers,
+                                self.prefetch)
+        try:
+            for start in range(0, n, b):
+                try:
+                    (out,) = pipe.run()
+                except RuntimeError as e:
+                    loader = DaliClipLoader(self.spec, self.device, 1, self.layout, self.num_threads,
+                                            self.device_id or 0)
+                    loader._raise_for_culprit(paths[start:start + b], plans[start:start + b], e)
+                if self.device == "gpu":
+                    batch = torch.stack(_gpu_to_torch(out, self.device_id))
+                else:
+                    batch = torch.from_numpy(np.array(out.as_array()))
+                yield batch[: min(b, n - start)]
+        finally:
+            del pipe  # stops its Python workers
 
 
 def _dali_reason(e: Exception) -> str:
