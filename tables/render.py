@@ -21,6 +21,7 @@ import pandas as pd
 from core import io
 from core.config import load_scale, method_config
 from core.errors import MetricsError, SuiteError
+from protocols.cli import protocol_settings, recipe_owner
 from tables.metrics import read_metrics
 from tables.runs import COMPUTE_CSV, ROOT, CellRun, cell_runs, compute_value, has_compute_cells, read_compute_csv
 from tables.schema import Spec, derived_value, load_spec
@@ -155,12 +156,14 @@ def deviations(data: dict, run: CellRun) -> list[str]:
     the full-scale profile's (the papers' settings), its clip against every clip of the method's
     full-scale config, and the evaluation videos used against those the official annotations list."""
     out = []
-    try:
-        paper = load_scale(FULL_SCALE).get(run.protocol, {})
+    try:  # the recipe the full scale evaluates this checkpoint with: its method's own, or the shared one
+        paper, _ = protocol_settings(load_scale(FULL_SCALE), run.protocol, recipe_owner(data), run.eval or "")
         views = f"{paper['temporal_views']}x{paper['spatial_views']}"
         if data.get("views") != views:
             out.append(f"views {data.get('views')}, paper {views}")
-        clips = _clips(method_config(run.method, FULL_SCALE, run.variant))
+        cfg = method_config(run.method, FULL_SCALE, run.variant)
+        # A baseline with no pretraining (methods/random_init) reads the clip of the method it is compared with.
+        clips = _clips(method_config(cfg["input_from"], FULL_SCALE) if cfg.get("input_from") else cfg)
     except (SuiteError, KeyError, OSError):
         clips = []
     clip = data.get("clip")
