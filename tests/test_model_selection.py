@@ -12,6 +12,7 @@ import protocols.features as features
 import protocols.finetune as finetune
 from core.config import load_scale
 import protocols.linear as linear
+import protocols.pretext as pretext
 import protocols.retrieval as retrieval
 import protocols.svm as svm
 from protocols import PROTOCOLS
@@ -42,7 +43,7 @@ def fake_encoder(monkeypatch):
 
 
 def test_every_protocol_is_checked_here():
-    assert set(PROTOCOLS.values()) == {m.__name__ for m in (linear, svm, retrieval, finetune)}
+    assert set(PROTOCOLS.values()) == {m.__name__ for m in (linear, svm, retrieval, finetune, pretext)}
 
 
 def test_linear_layer_is_fitted_on_training_videos_only(monkeypatch):
@@ -83,3 +84,12 @@ def test_finetuning_trains_on_training_videos_only(monkeypatch):
     cfg = load_scale("smoke")["finetune"]
     with pytest.raises(Fitted):
         finetune.evaluate(CHECKPOINT, MANIFEST, Path("."), None, cfg, 0)
+
+
+def test_pretext_reads_the_pretraining_log_only(tmp_path):
+    """The pretext accuracies are the pretraining's own log (training batches): no video of the
+    evaluation manifest is embedded or fitted on (the autouse fake encoder would say which)."""
+    pd.DataFrame({"epoch": [0, 0], "step": [0, 1], "loss": [1.0, 1.0], "pretext_context_matching_top1": [10.0, 20.0]}
+                 ).to_csv(tmp_path / "log.csv", index=False)
+    metrics = pretext.evaluate({"provenance": {"videos": 6}}, MANIFEST, None, None, {}, 0, checkpoint_dir=tmp_path)
+    assert metrics["context_matching_top1_ep1"] == 15.0 and metrics["num_test_videos"] == 6
