@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from core.errors import CheckpointError
+from core.provenance import file_hash
 from protocols.cli import evaluation_splits, load_checkpoint, protocol_main
 from protocols.features import video_features
 
@@ -69,15 +70,16 @@ def snapshot_metrics(snapshots: dict, checkpoint_dir: Path | None, train: pd.Dat
     file of that epoch (evaluated once however many labels share it)."""
     if checkpoint_dir is None:
         raise CheckpointError("the checkpoint lists snapshots, but its folder is unknown (run the protocol's command)")
-    last, by_epoch, metrics = int(snapshots["epochs"]), {}, {}
+    last, by_epoch, metrics, hashes = int(snapshots["epochs"]), {}, {}, {}
     for label, epoch in sorted(((int(k), int(v)) for k, v in snapshots["labels"].items())):
         if epoch >= last:
             continue  # the checkpoint itself: its r_at_<k>
         if epoch not in by_epoch:
             path = checkpoint_dir / snapshots["files"][str(epoch)]
             by_epoch[epoch] = retrieval(load_checkpoint(path), train, test, root, motion_cache, cfg, seed)
+            hashes[str(epoch)] = file_hash(path)
         metrics.update({f"{k}_ep{label}": v for k, v in by_epoch[epoch].items()})
-    return metrics
+    return {**metrics, "snapshot_sha256": hashes}  # which files the _ep<label> numbers came from
 
 
 def main(argv: list[str] | None = None) -> None:

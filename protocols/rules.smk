@@ -103,7 +103,7 @@ rule evaluate_pretext:
     params:
         root=lambda w: dataset_root(w.evaldata),
         curves=lambda w, input: _curve_args(w, input),
-    threads: 1
+    threads: job_resources("evaluate")["threads"]
     resources:
         **rule_resources("evaluate"),
     log:

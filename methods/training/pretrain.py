@@ -86,8 +86,8 @@ def pretrain(args: argparse.Namespace) -> dict:
         if missing:  # a resumed run whose earlier snapshots were removed: they cannot be made again
             raise SuiteError(f"{args.out}: snapshot(s) {', '.join(missing)} missing; delete {args.out / 'last.pt'} "
                              f"and pretrain again from the start")
-        write_transfer_checkpoint(args.out / "checkpoint.pt", task.transfer_encoder(),
-                                  {**provenance, "epoch": settings.epochs}, cfg, task.extra_transfer_encoders(), snapshots)
+        write_transfer_checkpoint(args.out / "checkpoint.pt", task.transfer_encoder(), provenance, cfg,
+                                  task.extra_transfer_encoders(), snapshots)
         write_json(args.out / "summary.json", {**summary, **provenance})
     if dist.is_initialized():
         dist.destroy_process_group()
