@@ -233,3 +233,33 @@ def test_transcode_manifest_names_a_bad_video(tmp_path):
         main(["--manifest", str(manifest), "--root", str(tmp_path), "--codec", "vp9",
               "--out-dir", str(tmp_path / "o"), "--summary", str(tmp_path / "o" / "s.json")])
     assert not (tmp_path / "o" / "s.json").exists()
+
+
+def test_scan_video_is_one_pass_of_info_timing_and_count(video, tmp_path, monkeypatch):
+    import av
+
+    from core.errors import SuiteError
+    from datasets.manifests.manifest import probe
+
+    path, _ = video
+    truncated = tmp_path / "truncated.avi"
+    truncated.write_bytes(path.read_bytes()[: int(path.stat().st_size * 0.9)])
+    webm = tmp_path / "v.webm"  # no frame count in the container
+    write_synthetic_video(webm, num_frames=17, codec="libvpx-vp9")
+    for p in (path, truncated, webm):
+        opened = []
+        real_open = av.open
+        monkeypatch.setattr(av, "open", lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
+        info = D.scan_video(p)
+        try:
+            probe(p, verify=True)
+        except SuiteError as e:  # the truncated copy: fewer frames decode than declared
+            assert p == truncated and str(e).startswith("truncated")
+        monkeypatch.undo()
+        assert len(opened) == 2, "one open for scan_video, one for probe with verify"
+        assert {k: info[k] for k in D.video_info(p)} == D.video_info(p)
+        assert info["decoded_frames"] == D.count_frames(p) and info["decode_error"] is None
+        assert info["timing"] == D.frame_timing(p)
+        assert info["declared_frames"] == (0 if p == webm else 30)
+    assert D.scan_video(truncated)["decoded_frames"] < 30
+    assert D.video_info(path, exact=True) == D.video_info(path)

@@ -35,6 +35,7 @@ import av
 import numpy as np
 import torch
 import torch.nn.functional as F
+from av.video.reformatter import VideoReformatter
 
 from core.errors import VideoDecodeError
 from datasets.clips.sampling import ClipPlan, ClipSpec, resized_hw
@@ -96,9 +97,18 @@ def _iter_frames(path: Path, container):
         raise VideoDecodeError(f"{path}: decoding failed: {e}") from e
 
 
+_REFORMATTERS = threading.local()
+
+
 def to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """A decoded frame as uint8 RGB (H, W, 3), converted as DALI's decoder does."""
-    return frame.to_ndarray(format="rgb24", interpolation=RGB_CONVERSION_FLAGS)
+    """A decoded frame as uint8 RGB (H, W, 3), converted as DALI's decoder does.
+
+    One reformatter per thread: `VideoFrame.to_ndarray` builds a new swscale context for every
+    frame, whose set-up with these flags costs more than the conversion itself."""
+    reformatter = getattr(_REFORMATTERS, "rgb", None)
+    if reformatter is None:
+        reformatter = _REFORMATTERS.rgb = VideoReformatter()
+    return reformatter.reformat(frame, format="rgb24", interpolation=RGB_CONVERSION_FLAGS).to_ndarray()
 
 
 def count_frames(path: str | os.PathLike) -> int:
@@ -108,41 +118,51 @@ def count_frames(path: str | os.PathLike) -> int:
         return sum(1 for _ in _iter_frames(path, container))
 
 
+def _container_facts(container) -> dict:
+    """fps, the container's frame count (0 when it has none), width, height, codec and duration
+    (None when the container has none) of the first video stream, read from the headers."""
+    stream = container.streams.video[0]
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / av.time_base
+    else:
+        duration = None
+    return {
+        "num_frames": int(stream.frames or 0),
+        "fps": float(rate) if rate else 0.0,
+        "width": int(stream.codec_context.width),
+        "height": int(stream.codec_context.height),
+        "duration": duration,
+        "codec": stream.codec_context.name,
+    }
+
+
+def _with_duration(facts: dict, num_frames: int) -> dict:
+    duration = facts["duration"]
+    if duration is None or duration <= 0:
+        duration = num_frames / facts["fps"] if facts["fps"] else 0.0
+    return {**facts, "num_frames": num_frames, "duration": float(duration)}
+
+
 def video_info(path: str | os.PathLike, exact: bool = False) -> dict:
     """num_frames, fps, width, height, duration (s) and codec name of a video.
 
     `num_frames` is the container's count when it has one; otherwise (WebM, some MKV/MP4), or
-    always when `exact=True`, the frames are decoded and counted. Use `exact=True` where the
-    header may lie (truncated AVI files keep the count of the original).
+    always when `exact=True`, the frames are decoded and counted, in the same open as the
+    container's facts are read. Use `exact=True` where the header may lie (truncated AVI files
+    keep the count of the original).
     """
     path = Path(path)
     with _open(path) as container:
-        stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        fps = float(rate) if rate else 0.0
-        num_frames = int(stream.frames or 0)
-        width, height = stream.codec_context.width, stream.codec_context.height
-        codec = stream.codec_context.name
-        if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            duration = container.duration / av.time_base
-        else:
-            duration = None
-    if exact or num_frames <= 0:
-        num_frames = count_frames(path)
+        facts = _container_facts(container)
+        num_frames = facts["num_frames"]
+        if exact or num_frames <= 0:
+            num_frames = sum(1 for _ in _iter_frames(path, container))
     if num_frames <= 0:
         raise VideoDecodeError(f"{path}: no decodable frame")
-    if duration is None or duration <= 0:
-        duration = num_frames / fps if fps else 0.0
-    return {
-        "num_frames": num_frames,
-        "fps": fps,
-        "width": int(width),
-        "height": int(height),
-        "duration": float(duration),
-        "codec": codec,
-    }
+    return _with_duration(facts, num_frames)
 
 
 def decode_frames(
@@ -209,9 +229,9 @@ class _StreamIndex:
     """Presentation timestamps of a video stream's frames, read by demuxing (no decoding).
 
     `pts[i]` is the timestamp of frame i (the stored frames' timestamps, sorted), `key_pts`
-    those of the keyframes, sorted. `seekable` is False where timestamps cannot identify frames:
-    a frame without a timestamp, two frames with the same one, fewer than two keyframes (nothing
-    to skip), or an AVI stream with reordered frames (packed B-frames in MPEG-4 Part 2 AVI: the
+    those of the keyframes, sorted. `seekable` is False where timestamps cannot name frames, so
+    only a sequential decode counts them: a frame without a timestamp, two frames with the same
+    one, or an AVI stream with reordered frames (packed B-frames in MPEG-4 Part 2 AVI: the
     decoder re-times the frames it unpacks, so their timestamps do not follow the packets')."""
 
     pts: np.ndarray
@@ -259,8 +279,7 @@ def _read_index(path: Path) -> _StreamIndex:
         except (av.FFmpegError, OSError):
             complete = False  # the sequential decode reports the damage, naming the file
     stamps = np.sort(np.asarray(pts, dtype=np.int64))
-    seekable = (complete and len(keys) >= 2 and np.unique(stamps).size == stamps.size
-                and not (avi and reordered))
+    seekable = complete and len(keys) > 0 and np.unique(stamps).size == stamps.size and not (avi and reordered)
     return _StreamIndex(stamps, np.sort(np.asarray(keys, dtype=np.int64)), seekable, frame_bytes)
 
 
@@ -300,26 +319,28 @@ class _Landed(Exception):
 
 
 def _decode_seeking(path: Path, idx: np.ndarray) -> dict[int, np.ndarray] | None:
-    """The requested frames by seeking to the keyframe at or before the first one, or None when
-    the sequential decode must be used (unseekable stream, a clip within the first GOP, or a
-    decode after the seek that does not match the index: a missing, repeated or unknown
-    timestamp, a seek that does not land on a keyframe, an error or an early end of stream; the
-    sequential decode then names the damage)."""
+    """The requested frames decoded from the keyframe at or before the first one (by seeking to
+    it, unless it starts the stream), or None when the sequential decode must be used: a stream
+    whose timestamps do not name frames, or a decode that does not match the index (a missing,
+    repeated or unknown timestamp, a seek that does not land on a keyframe, an error or an early
+    end of stream; the sequential decode then names the damage)."""
     index = _stream_index(path)
     first, last = int(idx.min()), int(idx.max())
     if not index.seekable or last >= len(index.pts):
         return None
     target = int(index.pts[first])
     keys = index.key_pts[: np.searchsorted(index.key_pts, target, side="right")][::-1]
-    if keys.size == 0 or keys[0] <= index.pts[0]:
-        return None  # the clip starts in the first GOP: decoding from the start is the same work
+    if keys.size == 0:
+        return None  # no keyframe before the clip: only the sequential decode can tell its frames
     wanted = set(idx.tolist())
     with _open(path) as container:
         stream = container.streams.video[0]
         _configure(stream)
         for key in keys[:_SEEK_ATTEMPTS].tolist():
             try:
-                return _decode_from_keyframe(container, stream, key, target, index.pts, wanted, last)
+                # within the first GOP, the stream is read from its start without a seek
+                seek = key > index.pts[0]
+                return _decode_from_keyframe(container, stream, key, target, index.pts, wanted, last, seek)
             except _Landed:
                 continue
             except (av.FFmpegError, OSError, LookupError):
@@ -328,13 +349,20 @@ def _decode_seeking(path: Path, idx: np.ndarray) -> dict[int, np.ndarray] | None
 
 
 def _decode_from_keyframe(container, stream, key: int, target: int, pts: np.ndarray,
-                          wanted: set, last: int) -> dict[int, np.ndarray]:
-    """Seek to keyframe `key` and decode forward to frame `last`, naming each frame by the rank
+                          wanted: set, last: int, seek: bool = True) -> dict[int, np.ndarray]:
+    """Seek to keyframe `key` (or start at the stream's first packet) and decode forward to frame `last`, naming each frame by the rank
     of its timestamp in `pts`. Raises _Landed when the seek lands after `target` and LookupError
-    when the decoded frames stop matching the index."""
-    container.seek(key, backward=True, any_frame=False, stream=stream)
+    when the decoded frames stop matching the index.
+
+    A packet whose frame is not requested is decoded with `skip_frame = NONREF`: the decoder then
+    drops it if no other frame references it (B-frames outside a pyramid), which cannot change
+    any other frame; reference frames are decoded as always."""
+    if seek:
+        container.seek(key, backward=True, any_frame=False, stream=stream)
+    ctx = stream.codec_context
     kept: dict[int, np.ndarray] = {}
-    start = expected = None
+    start = None
+    previous = -1
     for packet in container.demux(stream):
         if start is None:
             if packet.size == 0:
@@ -344,21 +372,26 @@ def _decode_from_keyframe(container, stream, key: int, target: int, pts: np.ndar
             if packet.pts > target:
                 raise _Landed()
             start = packet.pts
-            expected = int(np.searchsorted(pts, start))
+        if packet.pts is not None:
+            r = int(np.searchsorted(pts, packet.pts))
+            requested = r < len(pts) and pts[r] == packet.pts and r in wanted
+            ctx.skip_frame = "DEFAULT" if requested or packet.pts == start else "NONREF"
         for frame in packet.decode():
             if frame.pts is None:
                 raise LookupError("decoded frame without a timestamp")
             if frame.pts < start:
                 continue  # an open GOP's leading pictures, which reference frames before the seek
             i = int(np.searchsorted(pts, frame.pts))
-            # frames come in presentation order, one per indexed timestamp: anything else
-            # (a dropped or unknown frame) means timestamps do not count frames here
-            if i != expected or i >= len(pts) or pts[i] != frame.pts:
+            # frames come in presentation order, each with an indexed timestamp: anything else
+            # means timestamps do not name frames here
+            if i <= previous or i >= len(pts) or pts[i] != frame.pts:
                 raise LookupError("decoded frames do not follow the index")
-            expected += 1
+            previous = i
             if i in wanted:
                 kept[i] = to_rgb(frame)
             if i >= last:
+                if len(kept) < len(wanted):  # a requested frame did not come out of the decoder
+                    raise LookupError("a requested frame was not decoded")
                 return kept
     raise LookupError("stream ended before the last requested frame")
 
@@ -528,6 +561,11 @@ def frame_timing(path: str | os.PathLike, tolerance: float = VFR_TOLERANCE) -> F
                     stamps.append(ts)
         except (av.FFmpegError, OSError) as e:
             raise VideoDecodeError(f"{path}: demuxing failed: {e}") from e
+    return _timing_of(path, stamps, tb, tolerance)
+
+
+def _timing_of(path: Path, stamps: list[int], tb, tolerance: float) -> FrameTiming:
+    """FrameTiming of a stream's packet timestamps (see `frame_timing`)."""
     if not stamps:
         raise VideoDecodeError(f"{path}: no frame with a timestamp")
     ticks = np.diff(np.unique(np.asarray(stamps, dtype=np.int64)))
@@ -539,3 +577,55 @@ def frame_timing(path: str | os.PathLike, tolerance: float = VFR_TOLERANCE) -> F
     variable = bool(ticks.max() - ticks.min() > allowance)
     return FrameTiming(len(stamps), float(ticks.min()) * sec, float(ticks.max()) * sec,
                        float(ticks.sum()) * sec, variable)
+
+
+def scan_video(path: str | os.PathLike, tolerance: float = VFR_TOLERANCE) -> dict:
+    """`video_info`, `frame_timing` and `count_frames` of a video from one demux-and-decode pass.
+
+    Returns `video_info`'s keys (`num_frames` as `video_info(path)` gives it: the container's
+    count, or the decoded one where the container has none), `declared_frames` (the container's
+    count, 0 when it has none), `decoded_frames`, `timing` (a FrameTiming) and `decode_error`.
+    Raises what `video_info(path)`, then `frame_timing` would raise, in that order; what
+    `count_frames` would raise is returned as `decode_error` (a VideoDecodeError, or None) with
+    `decoded_frames` None, so that a caller checks the count where it called `count_frames`
+    before. No decoded frame is not an error when the container declares frames (truncated).
+    """
+    path = Path(path)
+    stamps: list[int] = []
+    decoded = 0
+    demux_error = decode_error = None
+    with _open(path) as container:
+        facts = _container_facts(container)
+        stream = container.streams.video[0]
+        _configure(stream)
+        time_base = stream.time_base
+        try:
+            for packet in container.demux(stream):
+                if packet.size:  # AVI's dropped-frame slots carry no data: not frames
+                    ts = packet.pts if packet.pts is not None else packet.dts
+                    if ts is not None:
+                        stamps.append(ts)
+                if decode_error is None:
+                    try:
+                        decoded += len(packet.decode())
+                    except (av.FFmpegError, OSError) as e:
+                        decode_error = e  # the timestamps are still read, as frame_timing would
+        except (av.FFmpegError, OSError) as e:
+            demux_error = e
+    declared = facts["num_frames"]
+    if declared <= 0:  # video_info(path) would have decoded to count the frames, first
+        error = demux_error or decode_error
+        if error is not None:
+            raise VideoDecodeError(f"{path}: decoding failed: {error}") from error
+        if decoded <= 0:
+            raise VideoDecodeError(f"{path}: no decodable frame")
+    if demux_error is not None:
+        raise VideoDecodeError(f"{path}: demuxing failed: {demux_error}") from demux_error
+    timing = _timing_of(path, stamps, time_base, tolerance)
+    info = _with_duration(facts, declared if declared > 0 else decoded)
+    failure = None
+    if decode_error is not None:
+        failure = VideoDecodeError(f"{path}: decoding failed: {decode_error}")
+        failure.__cause__ = decode_error
+    return {**info, "declared_frames": declared, "decoded_frames": None if failure else decoded,
+            "timing": timing, "decode_error": failure}

@@ -36,7 +36,7 @@ from tqdm import tqdm
 from core.config import load_scale
 from core.errors import SuiteError
 from core.io import write_csv
-from datasets.clips.decode import count_frames, frame_timing, video_info
+from datasets.clips.decode import frame_timing, scan_video, video_info
 from datasets.sources.layout import check_root
 from datasets.sources.official import Entry, parse_hmdb51, parse_kinetics400, parse_ucf101
 from datasets.sources.parsers import FRAME_FOLDERS, PARSERS
@@ -54,8 +54,12 @@ def probe(path: Path, verify: bool, reject_vfr: bool = False) -> dict:
     reported as truncated. A variable-frame-rate video gets the mean rate of its timestamps and
     `variable_frame_rate: True` (see the module docstring); with `reject_vfr` it is refused.
     Raises a SuiteError whose message is the reason."""
-    info = video_info(path)
-    timing = frame_timing(path)
+    if verify:  # container facts, timestamps and the decoded count from one pass over the file
+        info = scan_video(path)
+        timing = info["timing"]
+    else:
+        info = video_info(path)
+        timing = frame_timing(path)
     if timing.variable and reject_vfr:
         raise SuiteError(f"variable frame rate: frame intervals {timing.min_interval * 1000:.1f} to "
                          f"{timing.max_interval * 1000:.1f} ms; this dataset's annotations are timestamps "
@@ -66,7 +70,9 @@ def probe(path: Path, verify: bool, reject_vfr: bool = False) -> dict:
         declared = min(declared, timing.num_frames)
         info["num_frames"] = declared
     if verify:
-        decoded = count_frames(path)
+        if info["decode_error"] is not None:
+            raise info["decode_error"]
+        decoded = info["decoded_frames"]
         if decoded < declared:
             raise SuiteError(f"truncated: container declares {declared} frames, {decoded} decode")
         info["num_frames"] = decoded
