@@ -144,3 +144,102 @@ def test_real_video_vp9_transcode_matches(tmp_path):
     clips = dali_load_clips([dst] * len(plans), plans, spec, batch_size=6)
     for plan, clip in zip(plans, clips):
         assert_near_identical(clip, D.load_clip(dst, plan, spec, use_cache=True))
+
+
+class TwoClipSet(torch.utils.data.Dataset):
+    """A pretraining-like dataset: two DALI-decoded clips of one video, and other tensors."""
+
+    def __init__(self, root, augment=None):
+        import pandas as pd
+
+        from datasets.clips.reader import ClipReader
+
+        names = sorted(p.stem for p in Path(root).glob("*.mp4"))
+        info = [D.video_info(Path(root) / f"{n}.mp4") for n in names]
+        self.videos = pd.DataFrame({"video_id": names, "path": [f"{n}.mp4" for n in names],
+                                    "num_frames": [i["num_frames"] for i in info], "height": [i["height"] for i in info],
+                                    "width": [i["width"] for i in info]})
+        self.spec = S.ClipSpec(num_frames=4, stride=2, crop_size=24, short_side=32)
+        self.reader = ClipReader(root, self.spec, [0.5] * 3, [0.25] * 3, video_dir=root, decoder="dali", augment=augment)
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return 3 * len(self.videos)
+
+    def __getitem__(self, index):
+        row = self.videos.iloc[index % len(self.videos)]
+        rng = np.random.default_rng([7, self.epoch, index])
+        torch.manual_seed(int(rng.integers(2**31)))
+        hw = self.reader.frame_hw(row)
+        q = self.reader(row, S.plan_train_clip(int(row.num_frames), hw, self.spec, rng))
+        k = self.reader(row, S.plan_train_clip(int(row.num_frames), hw, self.spec, rng))
+        return {"q": q, "k": k, "video_index": torch.tensor(index), "weight": torch.rand(3),
+                "fallback": torch.tensor(bool(index % 2))}
+
+
+@pytest.fixture(scope="module")
+def vp9_folder(vp9, tmp_path_factory):
+    d = tmp_path_factory.mktemp("dali_set")
+    (d / "a.mp4").write_bytes(vp9.read_bytes())  # the reader names transcodes <video_id>.mp4; demuxers probe content
+    write_synthetic_video(d / "b.avi", num_frames=20, width=80, height=48)
+    transcode(d / "b.avi", d / "b.webm", "vp9")
+    (d / "b.mp4").write_bytes((d / "b.webm").read_bytes())
+    return d
+
+
+def test_training_batches_from_the_batched_pipeline_are_the_per_clip_batches(vp9_folder):
+    """DaliBatches (the dataset's own __getitem__ in DALI's workers, clips decoded per batch) gives
+    the DataLoader's batches of the per-clip DALI path: same order, same clips to the bit without
+    augmentation, the other tensors untouched, a last partial batch kept or dropped."""
+    from datasets.clips.dali_feed import DaliBatches
+
+    data = TwoClipSet(vp9_folder)
+    order = [4, 0, 5, 2, 1]
+    data.set_epoch(3)
+    expected = list(torch.utils.data.DataLoader(data, batch_size=2, sampler=order))
+    got = list(DaliBatches(data, order, epoch=3, batch_size=2, drop_last=False, py_workers=2, prefetch=2))
+    assert [len(b["q"]) for b in got] == [2, 2, 1]
+    for e, g in zip(expected, got):
+        assert set(e) == set(g)
+        for key in e:
+            assert g[key].dtype == e[key].dtype and torch.equal(g[key], e[key]), key
+    assert len(list(DaliBatches(data, order, epoch=3, batch_size=2, drop_last=True))) == 2
+
+
+def test_batched_pipeline_augments_each_clip_from_its_own_seed(vp9_folder):
+    """With augmentation, a clip is augmented from the seed its sample drew for it: the same batches
+    on every run, and each clip is the reader's `finish` of the decoded clip under that seed."""
+    from datasets.clips.dali_feed import DaliBatches, deferred_sample
+
+    augment = {"color_strength": 0.5, "color_p": 1.0, "grayscale_p": 0.5, "blur_p": 0.5}
+    data = TwoClipSet(vp9_folder, augment)
+    first = list(DaliBatches(data, [1, 3], epoch=0, batch_size=2))
+    second = list(DaliBatches(data, [1, 3], epoch=0, batch_size=2))
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(first, second) for k in a)
+    data.set_epoch(0)
+    _, log = deferred_sample(data, 3)
+    decoded = DaliClipLoader(data.spec, batch_size=1).load([log[1].path], [log[1].plan])[0]
+    assert torch.equal(first[0]["k"][1], data.reader.finish(decoded, log[1].seed))
+    assert not torch.equal(first[0]["k"][1], data.reader.finish(decoded, log[1].seed + 1))
+
+
+def test_the_engine_takes_dali_batches_from_the_batched_pipeline(vp9_folder):
+    """`decoder: dali` in a config: the engine's epoch loader is the batched pipeline, in the
+    sampler's order, giving the batches its DataLoader gives with per-clip decoding."""
+    from datasets.clips.dali_feed import DaliBatches
+    from methods.training.engine import Distributed, RunSettings, epoch_loader
+
+    data = TwoClipSet(vp9_folder)
+    cfg = {"batch_size": 2, "optimizer": {}, "seed": 5, "decoder": "dali", "num_workers": 1}
+    batched = RunSettings.from_config(cfg, epochs=2)
+    assert batched.dali_batches and batched.dali_prefetch == 2
+    per_clip = RunSettings.from_config(cfg, epochs=2, dali_batches=False, num_workers=0)
+    _, loader = epoch_loader(data, batched, 1, 2, Distributed(), torch.device("cpu"))
+    _, reference = epoch_loader(data, per_clip, 1, 2, Distributed(), torch.device("cpu"))
+    assert isinstance(loader, DaliBatches) and len(loader) == len(data) // 2
+    got, expected = list(loader), list(reference)
+    assert len(got) == len(expected) == 3
+    assert all(torch.equal(g[k], e[k]) for g, e in zip(got, expected) for k in e)

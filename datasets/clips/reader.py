@@ -5,7 +5,9 @@ them; `MotionClipReader` cuts motion clips from the motion cache. Both follow th
 of `datasets.clips.sampling`, so a plan cuts the same frames and crop from either.
 
 The CPU path decodes with PyAV (`datasets.clips.decode`); with decoder `dali` the DALI pipeline
-(`datasets.clips.dali_decode`) decodes the same planned frames and crops on the GPU.
+(`datasets.clips.dali_decode`) decodes the same planned frames and crops on the GPU. In training,
+a `dali` reader's clips are deferred and decoded a batch at a time by DALI's own pipeline
+(`datasets.clips.dali_feed`, `ClipReader.finish`); called directly, it decodes one clip.
 """
 from __future__ import annotations
 
@@ -50,6 +52,17 @@ def clip_augmentation(augment: dict, crop_size: int) -> v2.Compose:
 
 
 _DALI_LOADERS: dict = {}
+# Set by `datasets.clips.dali_feed` while a sample is built for DALI's batched pipeline: a `dali`
+# ClipReader then returns a placeholder and logs the clip, which the pipeline decodes in batches.
+_DEFERRED: dict = {"log": None}
+
+
+class DeferredClip:
+    """What a `dali` ClipReader logs for a clip while deferred: the file, the plan and the seed its
+    augmentation draws from when the decoded clip is finished (`ClipReader.finish`)."""
+
+    def __init__(self, reader: "ClipReader", path: Path, plan: ClipPlan, seed: int, placeholder: torch.Tensor):
+        self.reader, self.path, self.plan, self.seed, self.placeholder = reader, path, plan, seed, placeholder
 
 
 def load_visual_clip(path: str | Path, plan: ClipPlan, spec: ClipSpec, decoder: str = "cpu") -> torch.Tensor:
@@ -120,9 +133,30 @@ class ClipReader:
         return resized_hw(row.height, row.width, self.spec.short_side)
 
     def __call__(self, row, plan: ClipPlan) -> torch.Tensor:
-        clip = load_visual_clip(self.path(row), plan, self.spec, self.decoder).float().div_(255.0)
-        if self.augment is not None:  # v2 transforms take (T, C, H, W)
-            clip = self.augment(clip.permute(1, 0, 2, 3)).permute(1, 0, 2, 3)
+        log = _DEFERRED["log"]
+        if self.decoder == "dali" and log is not None:
+            # One draw stands for the augmentation's: the batched pipeline augments the decoded clip
+            # later, from this seed, so a sample stays a function of (seed, epoch, index); without
+            # augmentation nothing is drawn, as on the per-clip path.
+            seed = int(torch.randint(0, 2**31 - 1, ())) if self.augment is not None else 0
+            placeholder = torch.tensor(len(log), dtype=torch.int64)
+            log.append(DeferredClip(self, self.path(row), plan, seed, placeholder))
+            return placeholder
+        clip = load_visual_clip(self.path(row), plan, self.spec, self.decoder)
+        return self._finish(clip, self.augment)
+
+    def finish(self, clip: torch.Tensor, seed: int) -> torch.Tensor:
+        """A decoded uint8 clip of a deferred request, augmented from its seed and normalised."""
+        if self.augment is None:
+            return self._finish(clip, None)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self._finish(clip, self.augment)
+
+    def _finish(self, clip: torch.Tensor, augment) -> torch.Tensor:
+        clip = clip.float().div_(255.0)
+        if augment is not None:  # v2 transforms take (T, C, H, W)
+            clip = augment(clip.permute(1, 0, 2, 3)).permute(1, 0, 2, 3)
         return normalize(clip, self.mean, self.std)
 
 
@@ -136,6 +170,10 @@ class MotionClipReader:
     def __init__(self, cache_dir: str | Path, spec: ClipSpec, scale: float):
         self.cache_dir, self.spec, self.scale = cache_dir, spec, float(scale)
         self._video_id, self._motion = None, None
+
+    def __getstate__(self) -> dict:
+        # Pickled into worker processes without the kept maps (pickling a map copies its data).
+        return {**self.__dict__, "_video_id": None, "_motion": None}
 
     def video(self, row) -> tuple[np.ndarray, np.ndarray]:
         """(motion (N, C, H, W), frame_mean (N,)) of the row's video."""

@@ -142,6 +142,10 @@ class VideoArrays:
         """Drop the kept video, so that the next call reads its file again (after a caller refused it)."""
         self._video_id, self._data = None, None
 
+    def __getstate__(self) -> dict:
+        # Pickled into worker processes without the kept maps (pickling a map copies its data).
+        return {**self.__dict__, "_video_id": None, "_data": None}
+
 
 def read_manifest(manifest: str | os.PathLike, limit: int = 0) -> pd.DataFrame:
     """A manifest's rows (video_id and path as text); the first `limit` only when limit > 0."""

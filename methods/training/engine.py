@@ -54,6 +54,10 @@ class RunSettings:
     grad_clip_norm: float | None = None
     num_workers: int = 0
     spawn_workers: bool = False  # DALI's GPU pipelines cannot live in forked workers
+    # `decoder: dali`: batches come from DALI's own batched pipeline (datasets.clips.dali_feed), whose
+    # `num_workers` Python workers build the samples while it decodes `dali_prefetch` batches ahead.
+    dali_batches: bool = False
+    dali_prefetch: int = 2
     bf16: bool = False
     batch_norm: str = "local"  # local | sync (SyncBatchNorm) | shuffle (the task shuffles its key batch)
     checkpoint_every_epochs: int = 1
@@ -68,6 +72,7 @@ class RunSettings:
             seed=int(cfg.get("seed", 0)), optimizers=dict(cfg.get("optimizers") or {}),
             grad_clip_norm=float(cfg["grad_clip_norm"]) if cfg.get("grad_clip_norm") else None,
             num_workers=int(cfg.get("num_workers", 0)), spawn_workers=cfg.get("decoder") == "dali",
+            dali_batches=cfg.get("decoder") == "dali", dali_prefetch=int(cfg.get("dali_prefetch", 2)),
             bf16=bool(cfg.get("bf16", False)), batch_norm=str(cfg.get("batch_norm", "local")),
             checkpoint_every_epochs=int(cfg.get("checkpoint_every_epochs", 1)),
             max_steps_per_epoch=int(cfg["max_steps_per_epoch"]) if cfg.get("max_steps_per_epoch") else None,
@@ -332,6 +337,13 @@ def epoch_loader(dataset: Dataset, settings: RunSettings, epoch: int, batch: int
         sampler.set_epoch(epoch)
     else:
         sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(settings.seed * 1000 + epoch))
+    if settings.dali_batches:
+        from datasets.clips.dali_feed import DaliBatches
+
+        loader = DaliBatches(dataset, list(sampler), epoch, batch, settings.drop_last,
+                             device="gpu" if device.type == "cuda" else "cpu", device_id=device.index or 0,
+                             py_workers=max(1, settings.num_workers), prefetch=settings.dali_prefetch)
+        return sampler, loader
     loader = DataLoader(dataset, batch_size=batch, sampler=sampler, drop_last=settings.drop_last,
                         num_workers=settings.num_workers,
                         multiprocessing_context="spawn" if settings.num_workers and settings.spawn_workers else None,
