@@ -4,13 +4,32 @@ DALI runs on the GPU (NVDEC, H.264 transcodes) when one is visible, else on the 
 transcodes: DALI's CPU decoder reads VP8, VP9 and MJPEG only). The CPU pipeline is timed on the
 original files and on the same transcodes DALI reads. Inputs: generated videos, and the real
 videos of ../shared/data/real-videos when that folder exists. Every clip is a random training
-clip (datasets.clips.sampling.plan_train_clip) with the same seed for both pipelines.
+clip (datasets.clips.sampling.plan_train_clip) with the same seed for every pipeline.
+
+Rows per set of videos:
+- `CPU PyAV` one process (one core), on the originals and on DALI's transcodes;
+- `CPU PyAV xN` the same clips over N processes, N = all usable cores (`--cpu-workers`): what
+  DataLoader workers decoding on the CPU deliver on this machine;
+- `DALI <device>` the per-batch loader (`DaliClipLoader`, one batch fed and waited for);
+- `DALI <device> stream` DALI's own batched pipeline (`DaliClipStream`: parallel external source
+  in `--py-workers` processes, `--prefetch` batches ahead), timed after its first batch (worker
+  start-up is reported apart), i.e. what a training loop fed by it sees.
+
+Then the sizing: the clips/s a GPU must be fed is `--step-rate` (optimiser steps/s one GPU runs)
+x `--per-gpu-batch` (clips per step per GPU); the CPU decoder's clips/s per core gives the CPU
+cores per GPU the CPU path needs for it, and the DALI stream's clips/s says whether NVDEC keeps up.
+On a GPU machine one command measures all of it (NVDEC on H.264 transcodes against the CPU loader
+on all cores):
+
+    python -m benchmarks.decode_throughput --num-frames 16 --stride 2 --short-side 256 --crop 224 \
+        --batch-size 16 --step-rate 2 --per-gpu-batch 16 --out results/benchmarks/decode_throughput_gpu.json
 
     python -m benchmarks.decode_throughput --out results/benchmarks/decode_throughput.json
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import tempfile
@@ -95,6 +114,72 @@ def time_cpu(paths, plans, spec) -> dict:
     return {"clips": len(plans), "seconds": dt, "clips_per_s": len(plans) / dt}
 
 
+def _decode_share(args) -> int:
+    """One worker's share of the clips (a process of `time_cpu_pool`), decoded with PyAV."""
+    import torch
+
+    from datasets.clips.decode import load_clip
+
+    torch.set_num_threads(1)
+    paths, plans, spec = args
+    for p, plan in zip(paths, plans):
+        load_clip(p, plan, spec)
+    return len(plans)
+
+
+def time_cpu_pool(paths, plans, spec, workers: int) -> dict:
+    """The same clips decoded by `workers` processes at once (each one thread), wall clips/s."""
+    import multiprocessing as mp
+
+    shares = [(paths[k::workers], plans[k::workers], spec) for k in range(workers)]
+    with mp.get_context("spawn").Pool(workers) as pool:
+        pool.map(_decode_share, [(paths[:1], plans[:1], spec)] * workers)  # start-up and imports, not timed
+        t0 = time.perf_counter()
+        done = sum(pool.map(_decode_share, shares))
+        dt = time.perf_counter() - t0
+    return {"clips": done, "seconds": dt, "clips_per_s": done / dt, "workers": workers,
+            "clips_per_s_per_core": done / dt / workers}
+
+
+def time_dali_stream(paths, plans, spec, device, batch_size, num_threads, py_workers, prefetch) -> dict:
+    """DaliClipStream over all the clips; the rate counts the batches after the first."""
+    from datasets.clips.dali_decode import DaliClipStream
+
+    stream = DaliClipStream(spec, device=device, batch_size=batch_size, num_threads=num_threads,
+                            py_workers=py_workers, prefetch=prefetch)
+    t0 = time.perf_counter()
+    batches = stream.batches(paths, plans)
+    first = next(batches)
+    start_up = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    done = sum(len(b) for b in batches)
+    dt = time.perf_counter() - t0
+    return {"clips": done, "seconds": dt, "clips_per_s": done / dt if dt else None,
+            "start_up_and_first_batch_s": start_up, "first_batch": len(first), "py_workers": py_workers,
+            "prefetch": prefetch, "dali_threads": num_threads}
+
+
+def sizing(rows: list[dict], step_rate: float, per_gpu_batch: int) -> list[dict]:
+    """Per set of videos: CPU cores per GPU that the CPU loader needs to feed `step_rate` steps/s of
+    `per_gpu_batch` clips, from its clips/s per core, and the DALI stream's margin over that rate."""
+    need = step_rate * per_gpu_batch
+    out = []
+    for videos in dict.fromkeys(r["videos"] for r in rows):
+        mine = [r for r in rows if r["videos"] == videos]
+        pool = next((r for r in mine if "clips_per_s_per_core" in r), None)
+        stream = next((r for r in mine if r["pipeline"].endswith("stream")), None)
+        per_core = pool["clips_per_s_per_core"] if pool else None
+        out.append({
+            "videos": videos, "clips_per_s_needed_per_gpu": need,
+            "cpu_clips_per_s_per_core": per_core,
+            "cpu_cores_per_gpu": math.ceil(need / per_core) if per_core else None,
+            "dali_stream": stream["pipeline"] if stream else None,
+            "dali_stream_clips_per_s": stream["clips_per_s"] if stream else None,
+            "dali_stream_keeps_up": (stream["clips_per_s"] >= need) if stream and stream["clips_per_s"] else None,
+        })
+    return out
+
+
 def time_dali(paths, plans, spec, device, batch_size, num_threads) -> dict:
     from datasets.clips.dali_decode import DaliClipLoader
 
@@ -120,6 +205,11 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="DALI CPU threads")
     ap.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto", help="DALI device")
     ap.add_argument("--no-real", action="store_true", help="skip ../shared/data/real-videos")
+    ap.add_argument("--cpu-workers", type=int, default=0, help="processes of the all-cores CPU row (0: all usable cores)")
+    ap.add_argument("--py-workers", type=int, default=0, help="DALI stream's Python workers (0: usable cores, at most 4)")
+    ap.add_argument("--prefetch", type=int, default=2, help="DALI stream's prefetch queue depth (batches, >= 2)")
+    ap.add_argument("--step-rate", type=float, default=2.0, help="optimiser steps/s one GPU runs, for the sizing")
+    ap.add_argument("--per-gpu-batch", type=int, default=16, help="clips per step per GPU, for the sizing")
     args = ap.parse_args(argv)
 
     import torch
@@ -133,6 +223,9 @@ def main(argv=None) -> int:
     if device == "auto":
         device = "gpu" if torch.cuda.is_available() else "cpu"
     dali_profile = "h264_cfr" if device == "gpu" else "vp9"
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = args.cpu_workers or usable
+    py_workers = args.py_workers or min(usable, 4)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -150,10 +243,17 @@ def main(argv=None) -> int:
             configs = [
                 ("CPU PyAV", "original", lambda: time_cpu(src_paths, plans, spec)),
                 ("CPU PyAV", dali_profile, lambda: time_cpu(tc_paths, plans, spec)),
+                (f"CPU PyAV x{cores}", "original", lambda: time_cpu_pool(src_paths, plans, spec, cores)),
                 (
                     f"DALI {device}",
                     dali_profile,
                     lambda: time_dali(tc_paths, plans, spec, device, args.batch_size, args.threads),
+                ),
+                (
+                    f"DALI {device} stream",
+                    dali_profile,
+                    lambda: time_dali_stream(tc_paths, plans, spec, device, args.batch_size, args.threads,
+                                             py_workers, args.prefetch),
                 ),
             ]
             for pipeline, codec, run in configs:
@@ -168,8 +268,20 @@ def main(argv=None) -> int:
     print()
     print(f"clip: {spec.num_frames} frames, stride {spec.stride}, short side {spec.short_side}, crop {spec.crop_size}")
     print(table)
+    sized = sizing(rows, args.step_rate, args.per_gpu_batch)
+    print(f"\nsizing: {args.step_rate:g} steps/s x {args.per_gpu_batch} clips per GPU = "
+          f"{args.step_rate * args.per_gpu_batch:g} clips/s per GPU")
+    for z in sized:
+        print(f"  {z['videos']}: CPU loader {z['cpu_clips_per_s_per_core']:.2f} clips/s per core -> "
+              f"{z['cpu_cores_per_gpu']} cores per GPU; {z['dali_stream']} {z['dali_stream_clips_per_s']:.2f} clips/s"
+              f" ({'keeps up' if z['dali_stream_keeps_up'] else 'does not keep up'})")
+    if device != "gpu":
+        print("  no GPU: the DALI rows are DALI's CPU decoder on VP9, not NVDEC; run this on a GPU machine for NVDEC.")
     report = {
         "machine": machine(),
+        "dali_device": device,
+        "nvdec_measured": device == "gpu",
+        "sizing": {"step_rate": args.step_rate, "per_gpu_batch": args.per_gpu_batch, "results": sized},
         "clip_spec": {"num_frames": spec.num_frames, "stride": spec.stride, "crop_size": spec.crop_size,
                       "short_side": spec.short_side},
         "dali_batch_size": args.batch_size,
