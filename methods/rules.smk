@@ -68,10 +68,11 @@ def pretrain_source_args(w):
 
 
 
-# Methods that pretrain (rule `pretrain`), and baselines that start from their random initialisation
-# (rule `random_start`: methods/random_init).
+# Methods that pretrain (rule `pretrain`, on a pretraining set); every method's checkpoint for
+# pretraining set `none` is its seeded random start (rule `random_start`: the Scratch baselines of
+# methods/random_init, CMD Table 6's regularised training).
 _PRETRAINING_METHODS = [m for m in _method_names() if _method_class(m).pretrains]
-_RANDOM_START_METHODS = [m for m in _method_names() if not _method_class(m).pretrains]
+_NOT_NONE = r"(?!none/)[a-z0-9_]+"
 
 
 rule pretrain:
@@ -83,6 +84,7 @@ rule pretrain:
                      subcategory="{method}", labels={"variant": "{variant}", "pretraining data": "{pretrain}"}),
     wildcard_constraints:
         method="|".join(_PRETRAINING_METHODS),
+        pretrain=_NOT_NONE,
     params:
         root=lambda w: dataset_root(w.pretrain),
         sources=pretrain_source_args,
@@ -112,20 +114,21 @@ use rule pretrain as pretrain_seeded with:
                      subcategory="{method}", labels={"variant": "{variant} seed {seed}", "pretraining data": "{pretrain}"}),
     wildcard_constraints:
         method="|".join(_PRETRAINING_METHODS),
+        pretrain=_NOT_NONE,
         seed=r"[0-9]+",
     log:
         f"{RESULTS}/logs/pretrain_{{method}}_{{variant}}_{{pretrain}}_seed{{seed}}.log",
 
 
 rule random_start:
-    """A baseline's checkpoint: its backbone at the seeded random initialisation (no data, no step)."""
+    """A variant's checkpoint at its seeded random initialisation (no data, no step)."""
     input:
         method_config="methods/{method}/config.yaml",
         scale_profile=f"config/scales/{SCALE}.yaml",
     output:
         checkpoint=f"{RESULTS}/pretrain/{{method}}/{{variant}}/none/checkpoint.pt",
     wildcard_constraints:
-        method="|".join(_RANDOM_START_METHODS) or "^$",
+        method="|".join(_method_names()),
     params:
         out=lambda w: f"{RESULTS}/pretrain/{w.method}/{w.variant}/none{_seed_folder(w.get('seed'))}",
         seed=lambda w: "" if w.get("seed") is None else f"--seed {w.seed}",
@@ -138,15 +141,15 @@ rule random_start:
     log:
         f"{RESULTS}/logs/random_start_{{method}}_{{variant}}.log",
     shell:
-        "{PY} -m methods.{wildcards.method}.baseline --variant {wildcards.variant} --scale {SCALE} {params.seed} "
-        "--out {params.out} 2> {log}"
+        "{PY} -m methods.training.random_start --method {wildcards.method} --variant {wildcards.variant} --scale {SCALE} "
+        "{params.seed} --out {params.out} 2> {log}"
 
 
 use rule random_start as random_start_seeded with:
     output:
         checkpoint=f"{RESULTS}/pretrain/{{method}}/{{variant}}/none/seed{{seed}}/checkpoint.pt",
     wildcard_constraints:
-        method="|".join(_RANDOM_START_METHODS) or "^$",
+        method="|".join(_method_names()),
         seed=r"[0-9]+",
     log:
         f"{RESULTS}/logs/random_start_{{method}}_{{variant}}_seed{{seed}}.log",

@@ -32,6 +32,7 @@ from datasets.clips.sampling import ClipSpec, plan_test_clips, plan_train_clip
 from methods.backbones import build_backbone
 from methods.training.engine import RunSettings, fit
 from methods.training.method import TrainingTask
+from methods.training.registry import method_class
 from protocols.cli import evaluation_splits, protocol_main
 
 
@@ -76,7 +77,8 @@ class TrainClips(Dataset):
 
 
 def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache: Path | None, cfg: dict, seed: int) -> dict:
-    """Fine-tune and test; `motion_cache` is unused (fine-tuning reads RGB).
+    """Fine-tune and test. `motion_cache` is read only by a method's own fine-tuning task (CMD
+    Table 6's regulariser reads the compressed-domain cache); the classifier reads RGB.
 
     With `eval_epochs: {<label>: <epoch>}` (CMD Table 3: accuracy after 1, 5, ... fine-tuning
     epochs) the same run is also tested after each listed epoch, as `top1_ep<label>` and
@@ -89,9 +91,14 @@ def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(seed)
     num_classes = int(manifest["label"].max()) + 1
-    model = Classifier(checkpoint, num_classes, float(cfg["dropout"])).to(device)
     spec = clip_spec(inputs)
-    data = TrainClips(train, ClipReader(root, spec, inputs["mean"], inputs["std"], augment=cfg["augment"]), seed)
+    own = own_task(checkpoint, train, root, motion_cache, cfg, num_classes, seed)
+    if own is None:
+        model = Classifier(checkpoint, num_classes, float(cfg["dropout"]))
+        data = TrainClips(train, ClipReader(root, spec, inputs["mean"], inputs["std"], augment=cfg["augment"]), seed)
+    else:
+        model, data = own
+    model = model.to(device)
     epochs = int(cfg["epochs"])
     # PySlowFast's schedule: linear warm-up from warmup_start_lr, then cosine decay.
     optimizer = {"name": "sgd", "lr": cfg["lr"], "momentum": cfg["momentum"], "weight_decay": cfg["weight_decay"],
@@ -123,6 +130,17 @@ def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache:
         "views": f"{cfg['temporal_views']}x{cfg['spatial_views']}", "epochs": epochs,
         "score_averaging": score_averaging, **({"eval_epochs": points} if points else {}),
     }
+
+
+def own_task(checkpoint: dict, train: pd.DataFrame, root: Path, motion_cache: Path | None, cfg: dict,
+             num_classes: int, seed: int):
+    """(task, dataset) of a checkpoint whose method fine-tunes it with more than the classifier (CMD
+    Table 6: motion prediction as a regulariser; `PretrainMethod.finetune_task`), else None."""
+    method = checkpoint["provenance"].get("method")
+    if not method or not checkpoint.get("config"):
+        return None
+    return method_class(method).finetune_task(checkpoint["config"], checkpoint, train, root, motion_cache, cfg,
+                                              num_classes, seed)
 
 
 def evaluation_points(eval_epochs: dict | None, epochs: int) -> dict[int, int]:

@@ -21,6 +21,8 @@ def eval_input_kinds(w):
     kinds = [cls.transfer_input(cfg)]
     if w.protocol in _READS_EXTRA:
         kinds += list(cls.extra_transfer_inputs(cfg))
+    if w.protocol in ("finetune", "lowshot"):  # a method's own fine-tuning task (CMD Table 6)
+        kinds += list(cls.finetune_inputs(cfg))
     kinds = sorted({k for k in kinds if k != "rgb"})
     if len(kinds) > 1:
         raise _ConfigError(f"{w.method} {w.variant}: the {w.protocol} evaluation reads {', '.join(kinds)}, "

@@ -7,7 +7,7 @@ import torch
 
 from core.config import load_scale
 from core.errors import SuiteError
-from methods.random_init.baseline import write_random_start
+from methods.training.random_start import write_random_start
 from protocols.cli import protocol_settings, recipe_owner
 from protocols.finetune import evaluate, evaluation_points
 
@@ -33,14 +33,14 @@ def test_cmd_fine_tunes_each_dataset_with_its_own_learning_rate_and_weight_decay
 
 
 def test_a_scratch_baseline_is_evaluated_with_the_recipe_of_the_method_it_is_compared_with(tmp_path):
-    checkpoint = torch.load(write_random_start("scratch_c3d", "smoke", tmp_path), weights_only=True)
+    checkpoint = torch.load(write_random_start("random_init", "scratch_c3d", "smoke", tmp_path), weights_only=True)
     assert recipe_owner(checkpoint["provenance"]) == "cmd"
     assert checkpoint["provenance"]["initialisation"] == {"kind": "scratch", "seed": 0}
     assert checkpoint["input"]["clip"] == load_scale("smoke")["cmd"]["clip"]  # read as CMD's V-Network reads
     assert checkpoint["encoder"]["width_multiplier"] == load_scale("smoke")["cmd"]["width_multiplier"]
     # The seed decides the weights.
-    again = torch.load(write_random_start("scratch_c3d", "smoke", tmp_path / "again"), weights_only=True)
-    other = torch.load(write_random_start("scratch_c3d", "smoke", tmp_path / "other", seed=1), weights_only=True)
+    again = torch.load(write_random_start("random_init", "scratch_c3d", "smoke", tmp_path / "again"), weights_only=True)
+    other = torch.load(write_random_start("random_init", "scratch_c3d", "smoke", tmp_path / "other", seed=1), weights_only=True)
     first = checkpoint["encoder"]["state_dict"]
     assert all(torch.equal(first[k], again["encoder"]["state_dict"][k]) for k in first)
     assert not all(torch.equal(first[k], other["encoder"]["state_dict"][k]) for k in first)
@@ -49,7 +49,7 @@ def test_a_scratch_baseline_is_evaluated_with_the_recipe_of_the_method_it_is_com
 def test_evaluation_points_report_the_run_without_changing_it(tiny_k400, tmp_path):
     base, root = tiny_k400
     manifest = pd.read_csv(base / "k400.csv")
-    checkpoint = torch.load(write_random_start("scratch_c3d", "smoke", tmp_path), weights_only=True)
+    checkpoint = torch.load(write_random_start("random_init", "scratch_c3d", "smoke", tmp_path), weights_only=True)
     cfg = {**load_scale("smoke")["finetune"], "epochs": 2, "temporal_views": 2, "spatial_views": 1}
     torch.set_num_threads(1)
     plain = evaluate(checkpoint, manifest, root, None, cfg, seed=0)

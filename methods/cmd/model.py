@@ -14,6 +14,7 @@ from methods.backbones.others import MotionPredictor
 from methods.cmd.data import CMDPretrainData
 from methods.cmd.losses import (context_matching, joint_objective, motion_prediction, motion_value_cross_entropy,
                                 motion_value_mse)
+from methods.cmd.regularizer import regularised_finetune_task
 from methods.training.checkpoint import input_block
 from methods.training.contrastive import MLPHead
 from methods.training.method import DataSources, PretrainMethod, TransferEncoder
@@ -138,7 +139,21 @@ class CMD(PretrainMethod):
         return ["compressed"] if extra_networks(cfg) else []
 
     @staticmethod
+    def finetune_inputs(cfg: dict) -> list[str]:
+        return ["compressed"] if cfg.get("regularizer_weight") else []
+
+    @staticmethod
+    def finetune_task(cfg, checkpoint, train, root, cache, settings, num_classes, seed):
+        """Table 6's variants fine-tune with Eq. (2) as a regulariser (methods/cmd/regularizer.py)."""
+        if not cfg.get("regularizer_weight"):
+            return None
+        return regularised_finetune_task(CMD, cfg, checkpoint, train, root, cache, settings, num_classes, seed)
+
+    @staticmethod
     def describe(cfg: dict, pretrain: str) -> str:
+        if pretrain == "none":
+            return (f"CMD {cfg['variant']}: {cfg['backbone']} at its seeded random start"
+                    + (f", fine-tuned with Eq. (2) weighted {cfg['regularizer_weight']}" if cfg.get("regularizer_weight") else ""))
         clip, motion = cfg["clip"], cfg["motion"]
         tasks = " + ".join({"context": "J_I (Eq. 1)", "motion": f"J_M ({motion['loss']}, {motion['period']}, {motion['source']})"}[t]
                            for t in cfg["tasks"])
@@ -152,7 +167,7 @@ class CMD(PretrainMethod):
         return CMDPretrainData(manifest, sources.root, sources.cache("compressed"), self.cfg, seed, sources.video_dir, flow)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        cfg, motion = self.cfg, self.cfg["motion"]
+        cfg = self.cfg
         tau = float(cfg["temperature"])
         self._pretext = {}  # Table 7's accuracies of this step, set by the losses (step_log reads them)
         x = self.v_net.forward_features(batch["clip"])  # (B, C1, T1, H1, W1)
@@ -162,23 +177,26 @@ class CMD(PretrainMethod):
             iframe = F.normalize(self.g_i(self.i_net(batch["iframe"])), dim=1)
             terms["context"] = context_matching(clip, iframe, tau, self._pretext)
         if "motion" in cfg["tasks"]:
-            predicted = self.g_m2(pointwise(self.predictor(x)))  # (B, N, out)
-            if motion["loss"] == "infonce":
-                b, k = batch["negatives"].shape[:2]
-                mv = torch.cat([batch["motion"], batch["negatives"].flatten(0, 1)]) if k else batch["motion"]
-                target = F.normalize(self.g_m1(pointwise(self.m_net.forward_features(mv))), dim=2)
-                hard = target[b:].flatten(0, 1) if k else None
-                terms["motion"] = motion_prediction(F.normalize(predicted, dim=2), target[:b], tau, hard, self._pretext)
-            else:
-                values = F.adaptive_avg_pool3d(batch["motion"], self.predictor.out_shape)  # (B, 2, T3, H3, W3)
-                values = pointwise(values)  # (B, N, 2)
-                if motion["loss"] == "mse":
-                    terms["motion"] = motion_value_mse(predicted, values)
-                else:
-                    bins = int(motion["bins"])
-                    logits = predicted.reshape(*predicted.shape[:2], 2, bins)
-                    terms["motion"] = motion_value_cross_entropy(logits, values, bins)
+            terms["motion"] = self.motion_term(x, batch)
         return terms
+
+    def motion_term(self, x: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """J_M from the V-Network's feature map `x` (B, C1, T1, H1, W1) and the batch's motion
+        inputs: Eq. (2), or Table 1's value losses."""
+        motion, tau = self.cfg["motion"], float(self.cfg["temperature"])
+        predicted = self.g_m2(pointwise(self.predictor(x)))  # (B, N, out)
+        if motion["loss"] == "infonce":
+            b, k = batch["negatives"].shape[:2]
+            mv = torch.cat([batch["motion"], batch["negatives"].flatten(0, 1)]) if k else batch["motion"]
+            target = F.normalize(self.g_m1(pointwise(self.m_net.forward_features(mv))), dim=2)
+            hard = target[b:].flatten(0, 1) if k else None
+            return motion_prediction(F.normalize(predicted, dim=2), target[:b], tau, hard, self._pretext)
+        values = pointwise(F.adaptive_avg_pool3d(batch["motion"], self.predictor.out_shape))  # (B, N, 2)
+        if motion["loss"] == "mse":
+            return motion_value_mse(predicted, values)
+        bins = int(motion["bins"])
+        logits = predicted.reshape(*predicted.shape[:2], 2, bins)
+        return motion_value_cross_entropy(logits, values, bins)
 
     def step_log(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """Table 7's pretext accuracies of the step (percent): `pretext_context_matching_top1` and

@@ -105,8 +105,9 @@ class PretrainMethod(TrainingTask):
     """Base class of a method (see the module docstring). Subclasses set `name`."""
 
     name: ClassVar[str] = ""
-    # False for a baseline with no pretraining (methods/random_init): the DAG writes its checkpoint
-    # with rule `random_start` instead of `pretrain`.
+    # False for a baseline with no pretraining (methods/random_init): rule `pretrain` never serves
+    # it. Any method's checkpoint for pretraining set `none` (a seeded random start) comes from
+    # rule `random_start` (methods/training/random_start.py).
     pretrains: ClassVar[bool] = True
 
     def __init__(self, cfg: dict):
@@ -129,6 +130,20 @@ class PretrainMethod(TrainingTask):
         """The input kinds the checkpoint's `extra_encoders` read (CMD: `compressed`, for its
         I-Network and M-Network); a protocol that evaluates them needs these caches too."""
         return []
+
+    @staticmethod
+    def finetune_inputs(cfg: dict) -> list[str]:
+        """The input kinds besides RGB a fine-tuning of this variant's checkpoint reads, when
+        `finetune_task` trains with an auxiliary task (CMD Table 6: `compressed`)."""
+        return []
+
+    @staticmethod
+    def finetune_task(cfg: dict, checkpoint: dict, train: pd.DataFrame, root: Path, cache: Path | None,
+                      settings: dict, num_classes: int, seed: int):
+        """(task, dataset) that fine-tunes this variant's checkpoint when it trains with more than the
+        protocol's classifier (CMD Table 6's motion-prediction regulariser), else None. The task has
+        `logits(clip)` for the protocol's test; `settings` is the fine-tuning recipe."""
+        return None
 
     @staticmethod
     def describe(cfg: dict, pretrain: str) -> str:
