@@ -195,7 +195,7 @@ def fit(task: TrainingTask, dataset: Dataset, settings: RunSettings, out: Path |
     With `out`, the run resumes from `out/last.pt` when its fingerprint matches and it is not
     finished, and writes log.csv, curve.png and summary.json there. Without `out` (a protocol's
     fine-tuning) nothing is written and nothing resumes. `on_epoch_end(n)` runs on the main process
-    after the n-th epoch (1-based) and its resume state (evaluation points, snapshots); the random
+    after the n-th epoch (1-based), before its resume state (evaluation points, snapshots); the random
     streams are restored after it, so the training goes on as without it."""
     procs = Distributed.setup()
     device = procs.device
@@ -260,16 +260,18 @@ def fit(task: TrainingTask, dataset: Dataset, settings: RunSettings, out: Path |
             bar.set_postfix(loss=f"{loss:.3f}")
         epoch_seconds.append(time.perf_counter() - started)
         finished = epoch + 1 == settings.epochs
+        if on_epoch_end is not None and procs.main:
+            # Before the resume state: a run killed in between redoes this epoch and its evaluation
+            # point (a snapshot written atomically) instead of resuming past a missing one.
+            state = rng_state()  # an evaluation point must not change the rest of the training
+            on_epoch_end(epoch + 1)
+            set_rng_state(state)
         if last_path is not None and procs.main and ((epoch + 1) % settings.checkpoint_every_epochs == 0 or finished):
             torch_save(last_path, {
                 "model": task.state_dict(), "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
                 "epoch": epoch + 1, "stage": stage.name, "rng": rng_state(), "fingerprint": dict(fingerprint or {}),
                 "data_order": {"seed": settings.seed, "next_epoch": epoch + 1, "sampler": type(sampler).__name__},
             })
-        if on_epoch_end is not None and procs.main:
-            state = rng_state()  # an evaluation point must not change the rest of the training
-            on_epoch_end(epoch + 1)
-            set_rng_state(state)
 
     frame = log.frame()
     summary = run_summary(frame, settings, steps_per_epoch, epoch_seconds, clips, start_epoch, len(dataset), procs, fingerprint)
