@@ -80,8 +80,9 @@ def load_visual_clip(path: str | Path, plan: ClipPlan, spec: ClipSpec, decoder: 
 
 
 def normalize(clip: torch.Tensor, mean, std) -> torch.Tensor:
-    mean = torch.as_tensor(mean, dtype=clip.dtype).view(-1, 1, 1, 1)
-    std = torch.as_tensor(std, dtype=clip.dtype).view(-1, 1, 1, 1)
+    # on the clip's device: the batched DALI pipeline finishes NVDEC's clips on the GPU
+    mean = torch.as_tensor(mean, dtype=clip.dtype, device=clip.device).view(-1, 1, 1, 1)
+    std = torch.as_tensor(std, dtype=clip.dtype, device=clip.device).view(-1, 1, 1, 1)
     return (clip - mean) / std
 
 
@@ -149,8 +150,10 @@ class ClipReader:
         """A decoded uint8 clip of a deferred request, augmented from its seed and normalised."""
         if self.augment is None:
             return self._finish(clip, None)
+        # The CPU generator only (the transforms draw their parameters there), restored after, so
+        # the training's own random streams, on the CPU and the GPU, are untouched.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.default_generator.manual_seed(seed)
             return self._finish(clip, self.augment)
 
     def _finish(self, clip: torch.Tensor, augment) -> torch.Tensor:
