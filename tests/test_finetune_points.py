@@ -27,9 +27,11 @@ def test_cmd_fine_tunes_each_dataset_with_its_own_learning_rate_and_weight_decay
     assert (ucf["lr"], ucf["weight_decay"]) == (pytest.approx(0.0001 * 8), 0.003)  # CMD §4.1, B = 8
     assert (hmdb["lr"], hmdb["weight_decay"]) == (pytest.approx(0.0002 * 8), 0.002)
     assert "per_dataset" not in ucf and ucf["eval_epochs"] == {1: 1, 5: 5, 10: 10, 20: 20, 50: 50}
-    # At smoke, CMD's recipe adds only Table 3's points, at the same fraction of the shorter run.
+    # At smoke, CMD's recipe adds Table 3's points (at the same fraction of the shorter run) and its views.
     smoke, _ = protocol_settings(load_scale("smoke"), "finetune", "cmd", "ucf101_split1")
-    assert {k: v for k, v in smoke.items() if k != "eval_epochs"} == load_scale("smoke")["finetune"]
+    assert {k: v for k, v in smoke.items() if k not in ("eval_epochs", "spatial_views")} == {
+        k: v for k, v in load_scale("smoke")["finetune"].items() if k != "spatial_views"}
+    assert smoke["spatial_views"] == ucf["spatial_views"] == 1  # CMD tests one centre crop
 
 
 def test_a_scratch_baseline_is_evaluated_with_the_recipe_of_the_method_it_is_compared_with(tmp_path):

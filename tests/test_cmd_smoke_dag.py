@@ -1,0 +1,114 @@
+"""The CMD tables' DAG at smoke scale: `snakemake tables/cmd_table1.md ... tables/cmd_table9.md` in a
+copy of the repository, from fixture generation, the MPEG-4 transcodes and compressed-domain caches
+(and TV-L1 flow for Table 4's flow row) through the CMD pretraining runs, the Scratch baselines'
+random starts and their retrieval, fine-tuning and pretext evaluations to the rendered tables;
+then a regression check of the reproduced numbers.
+
+Smoke numbers test the pipeline, not the paper. The regression tolerance of a cell is one test
+video (one query for retrieval) of the evaluation set behind it, so a change that moves a result
+by more than a single flipped prediction is seen; pretext accuracies (Table 7) are held to 0.5
+points."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tables.runs import cell_runs
+from tables.schema import load_spec
+from tests.conftest import repository_copy
+
+TABLES = [f"cmd_table{i}" for i in range(1, 10)]
+SCALE = "smoke"
+RESULTS = f"results/{SCALE}"
+OWN_METHODS = ("cmd", "random_init")
+
+
+@pytest.fixture(scope="module")
+def cmd_dag(tmp_path_factory):
+    """(repository copy, {table: long-form CSV}) after the CMD tables' smoke DAG ran once."""
+    repo = repository_copy(tmp_path_factory.mktemp("cmd_smoke_repo"))
+    subprocess.run(
+        [sys.executable, "-m", "snakemake", *[f"tables/{t}.md" for t in TABLES], "--cores", "2",
+         "--config", f"scale={SCALE}", "--quiet", "rules"],
+        cwd=repo, check=True,
+    )
+    return repo, {t: read_table(repo / "tables" / f"{t}.csv") for t in TABLES}
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A long-form table CSV; the part of a table with one part is "" (not NaN)."""
+    return pd.read_csv(path, dtype={"part": str, "row": str, "column": str}, keep_default_na=False,
+                       na_values={"paper": [""], "reproduced": [""], "delta": [""]})
+
+
+def own_cells(repo: Path):
+    """(table, CellRun) of every evaluation cell of a row whose `reproduce` names CMD or its Scratch baseline."""
+    for table in TABLES:
+        spec = load_spec(repo / "tables/specs" / f"{table}.yaml")
+        for run in cell_runs(spec, SCALE, RESULTS, root=repo):
+            if run.method in OWN_METHODS and run.path is not None:
+                yield table, run
+
+
+def cell(frame: pd.DataFrame, part: str, row: str, column: str) -> pd.Series:
+    found = frame[(frame["part"] == part) & (frame["row"] == row) & (frame["column"] == column)]
+    assert len(found) == 1, (part, row, column)
+    return found.iloc[0]
+
+
+@pytest.mark.smoke
+def test_every_cmd_and_scratch_row_has_a_smoke_value_from_its_metrics_file(cmd_dag):
+    repo, tables = cmd_dag
+    rows = set()
+    for table, run in own_cells(repo):
+        metrics = json.loads((repo / run.path).read_text())
+        assert metrics["scale"] == SCALE and metrics["protocol"] == run.protocol
+        value = cell(tables[table], run.part, run.row, run.column)
+        assert value["status"] == "smoke" and value["scale"] == SCALE, (table, run.row, run.column)
+        assert value["reproduced"] == pytest.approx(metrics[run.metric], abs=0.01), (table, run.row, run.column)
+        rows.add((table, run.part, run.row))
+    spec_rows = {(t, part["id"], row["id"])
+                 for t in TABLES for part in yaml.safe_load((repo / "tables/specs" / f"{t}.yaml").read_text())["parts"]
+                 for row in part["rows"] if (row.get("reproduce") or {}).get("method") in OWN_METHODS}
+    assert rows == spec_rows
+    assert all(run.runnable for _, run in own_cells(repo))
+
+
+@pytest.mark.smoke
+def test_table7_curves_are_plotted(cmd_dag):
+    repo, _ = cmd_dag
+    assert (repo / RESULTS / "eval/cmd/full_c3d/ucf101_split1/pretext/ucf101_split1.png").stat().st_size > 0
+
+
+@pytest.mark.smoke
+def test_repeated_rows_read_one_metrics_file(cmd_dag):
+    """Table 1's baseline, Table 4's and Table 5's V-Network rows are Table 9's C3D run; Table 6's
+    plain rows are Table 2's Scratch runs; Table 3's are Table 2's R(2+1)D-26 runs at ep120."""
+    _, t = cmd_dag
+    c3d = cell(t["cmd_table9"], "", "cmd_c3d_ucf101", "UCF101 R@1")["reproduced"]
+    assert cell(t["cmd_table1"], "", "cmd_c3d", "UCF101")["reproduced"] == c3d
+    assert cell(t["cmd_table4"], "", "cmd_c3d", "UCF101 R@1")["reproduced"] == c3d
+    assert cell(t["cmd_table5"], "", "v_network", "UCF101 R@1")["reproduced"] == c3d
+    for backbone in ("c3d", "r2plus1d26", "r3d26"):
+        assert (cell(t["cmd_table6"], "", f"scratch_{backbone}", "UCF101 Top1")["reproduced"]
+                == cell(t["cmd_table2"], "", f"scratch_{backbone}", "UCF101")["reproduced"])
+    assert cell(t["cmd_table3"], "", "scratch", "ep120")["reproduced"] == cell(t["cmd_table2"], "", "scratch_r2plus1d26", "UCF101")["reproduced"]
+    assert cell(t["cmd_table3"], "", "cmd_k400", "ep120")["reproduced"] == cell(t["cmd_table2"], "", "cmd_r2plus1d26_k400", "UCF101")["reproduced"]
+
+
+@pytest.mark.smoke
+def test_cmd_smoke_regression(cmd_dag, num_regression):
+    repo, tables = cmd_dag
+    values, tolerances = {}, {}
+    for table, run in own_cells(repo):
+        key = re.sub(r"[^A-Za-z0-9]+", "_", f"{table}_{run.part}_{run.row}_{run.column}").strip("_")
+        metrics = json.loads((repo / run.path).read_text())
+        values[key] = [float(cell(tables[table], run.part, run.row, run.column)["reproduced"])]
+        atol = 0.5 if run.protocol == "pretext" else 100.0 / metrics["num_test_videos"]
+        tolerances[key] = {"atol": atol + 1e-6, "rtol": 0}
+    num_regression.check(values, tolerances=tolerances)
