@@ -243,3 +243,31 @@ def test_the_engine_takes_dali_batches_from_the_batched_pipeline(vp9_folder):
     got, expected = list(loader), list(reference)
     assert len(got) == len(expected) == 3
     assert all(torch.equal(g[k], e[k]) for g, e in zip(got, expected) for k in e)
+
+
+def test_mcl_samples_from_the_batched_pipeline(tiny_k400, tmp_path):
+    """A method's own dataset through the batched pipeline: MCL's TA + SA tubelets and motion maps
+    (memory-mapped TV-L1 cache, pickled into the workers without its kept maps), the clips decoded
+    from VP9 transcodes, equal to the DataLoader's per-clip DALI samples (augmentation off)."""
+    import pandas as pd
+
+    from core.config import method_config
+    from datasets.clips.dali_feed import DaliBatches
+    from datasets.motion.cache import cache_path
+    from datasets.motion.tvl1 import extract_video
+    from methods.mcl.data import MCLPretrainData
+
+    base, root = tiny_k400
+    manifest = pd.read_csv(base / "k400.csv", dtype={"video_id": str}).head(4)
+    videos, cache = tmp_path / "vp9", tmp_path / "tvl1"
+    for row in manifest.itertuples():
+        transcode(root / row.path, videos / f"{row.video_id}.webm", "vp9")
+        (videos / f"{row.video_id}.mp4").write_bytes((videos / f"{row.video_id}.webm").read_bytes())
+        extract_video(root / row.path, cache_path(cache, row.video_id), store_flow=False)
+    cfg = {**method_config("mcl", "smoke", "ta_sa_mal"), "decoder": "dali", "augment": None}
+    data = MCLPretrainData(manifest, root, cache, cfg, seed=3, video_dir=videos)
+    data.set_epoch(1)
+    expected = list(torch.utils.data.DataLoader(data, batch_size=2, sampler=[2, 0, 3, 1]))
+    got = list(DaliBatches(data, [2, 0, 3, 1], epoch=1, batch_size=2, py_workers=1))
+    assert [set(b) for b in got] == [{"q", "k", "motion", "video_index"}] * 2
+    assert all(torch.equal(g[k], e[k]) for g, e in zip(got, expected) for k in e)
