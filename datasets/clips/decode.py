@@ -10,8 +10,9 @@ bilinear interpolation, half-pixel centres and no antialiasing (torch
 crop `crop_size` x `crop_size` at `plan.crop` = (top, left); flip horizontally if `plan.flip`.
 
 A clip is decoded from the keyframe at or before its first frame (`decode_frames`), its frames
-named by the rank of their timestamps among those of the stream (read once per video by demuxing);
-streams whose timestamps cannot name frames are decoded from the start.
+named by the rank of their timestamps among those of the stream (read once per video by demuxing),
+and unrequested non-reference frames are not decoded; streams whose timestamps cannot name
+frames are decoded sequentially from the start.
 
 Every failure (missing, empty, undecodable, truncated file, too few frames) raises
 `core.errors.VideoDecodeError` naming the file.
@@ -171,14 +172,15 @@ def decode_frames(
     """RGB frames at `indices` (any order, repeats allowed) as uint8 (T, H, W, 3).
 
     Frame i is the i-th frame of a sequential decode, in presentation order. The decoder seeks to
-    the keyframe at or before the first requested frame and decodes forward to the last one
-    (`_decode_seeking`); where a stream cannot be seeked reliably it decodes from the start
-    (`_decode_sequential`). Both give the same frames bit for bit (tests/test_decode.py).
+    the keyframe at or before the first requested frame and decodes forward to the last one,
+    dropping unrequested frames that nothing references (`_decode_seeking`); where timestamps
+    cannot name frames it decodes every frame from the start (`_decode_sequential`). Both give
+    the same frames bit for bit (tests/test_seek_decode.py).
     Raises VideoDecodeError naming the file when it is missing, empty, undecodable, or ends
     (e.g. truncated) before the largest requested index. With `use_cache`, a video already in
-    `decode_all`'s LRU cache is served from it, and a clip spanning most of a video that fits
-    the cache decodes the whole video into it, which pays off when several clips come from the
-    same short video (two views of one video per sample).
+    `decode_all`'s LRU cache is served from it, and a clip spanning at least half of a video that
+    fits the cache decodes the whole video into it, which pays off when several clips come from
+    the same short video (two views of one video per sample).
     """
     path = Path(path)
     idx = np.asarray(indices, dtype=np.int64).reshape(-1)
