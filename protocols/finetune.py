@@ -136,7 +136,7 @@ def own_task(checkpoint: dict, train: pd.DataFrame, root: Path, motion_cache: Pa
              num_classes: int, seed: int):
     """(task, dataset) of a checkpoint whose method fine-tunes it with more than the classifier (CMD
     Table 6: motion prediction as a regulariser; `PretrainMethod.finetune_task`), else None."""
-    method = checkpoint["provenance"].get("method")
+    method = (checkpoint.get("provenance") or {}).get("method")
     if not method or not checkpoint.get("config"):
         return None
     return method_class(method).finetune_task(checkpoint["config"], checkpoint, train, root, motion_cache, cfg,

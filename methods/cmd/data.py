@@ -90,7 +90,7 @@ def flow_vectors(flow: np.ndarray, frame_hw: tuple[int, int], plan: ClipPlan, sp
 def iframe_input(frame: np.ndarray, spec: ClipSpec, crop: tuple[int, int], flip: bool) -> torch.Tensor:
     """(3, 1, crop, crop) floats in [0, 1] of one I-frame (H, W, 3) uint8: resized so its short side
     is `spec.short_side` (bilinear, as RGB clips), cropped at `crop` and flipped if `flip`."""
-    x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float().div_(255.0)
+    x = torch.from_numpy(np.array(frame)).permute(2, 0, 1)[None].float().div_(255.0)  # a copy: the cache is read-only
     x = F.interpolate(x, size=resized_hw(frame.shape[0], frame.shape[1], spec.short_side), mode="bilinear",
                       align_corners=False, antialias=True)
     top, left = crop
