@@ -49,14 +49,25 @@ def _zero(inputs, outputs) -> int:
     return 0
 
 
+def _recording(op: str, handle, met: set):
+    def counted(inputs, outputs):
+        met.add(op)
+        return handle(inputs, outputs)
+    return counted
+
+
 def _count_raw(net: torch.nn.Module, input_shape, inputs: tuple | None = None) -> dict:
     """fvcore's raw counts on (1, *input_shape) (or on `inputs`): total and by-operator multiply-adds
-    (integer-valued), the ops it met without a handle."""
+    (integer-valued), the ops it met without a handle, and the counted ops it met (even at 0)."""
     from fvcore.nn import FlopCountAnalysis
+    from fvcore.nn.flop_count import _DEFAULT_SUPPORTED_OPS
 
     net.eval()
+    met: set[str] = set()
     with torch.no_grad():
         fca = FlopCountAnalysis(net, torch.zeros(1, *input_shape) if inputs is None else inputs)
+        for op, handle in _DEFAULT_SUPPORTED_OPS.items():  # fvcore's own handles, noting each op met
+            fca.set_op_handle(op, _recording(op, handle, met))
         for op in NOT_COUNTED:  # replace fvcore's default handle: these ops count 0
             fca.set_op_handle(op, _zero)
         fca.unsupported_ops_warnings(False)
@@ -64,7 +75,7 @@ def _count_raw(net: torch.nn.Module, input_shape, inputs: tuple | None = None) -
         total = fca.total()
         by_op = {k: v for k, v in fca.by_operator().items() if v}
         skipped = set(fca.unsupported_ops())
-    return {"flops": total, "by_operator": by_op, "skipped": skipped}
+    return {"flops": total, "by_operator": by_op, "skipped": skipped, "met": met}
 
 
 def _finish(raw: dict, net: torch.nn.Module) -> dict:
@@ -176,10 +187,12 @@ def _count_fast(net: torch.nn.Module, input_shape) -> dict:
     if red is not None:
         small_shape, factors, full_calls, small_calls = red
         raw = _count_raw(net, small_shape)
-        if raw["by_operator"] == _leaf_flops(small_calls):  # every counted op is a hooked conv / linear
+        # every counted op is a hooked conv / linear layer
+        if raw["met"] <= {"aten::_convolution", "aten::linear"} and raw["by_operator"] == _leaf_flops(small_calls):
             by_op = {k: v * math.prod(factors) if k == "conv" else v for k, v in raw["by_operator"].items()}
             if by_op == _leaf_flops(full_calls):
-                return {"flops": sum(by_op.values()), "by_operator": by_op, "skipped": raw["skipped"]}
+                return {"flops": sum(by_op.values()), "by_operator": by_op, "skipped": raw["skipped"],
+                        "met": raw["met"]}
     return _count_raw(net, input_shape)
 
 
@@ -235,10 +248,11 @@ def _count_einsums(net: torch.nn.Module, input_shape) -> dict:
     small = (input_shape[0], *(min(2, n) for n in input_shape[1:]))
     raw = _count_raw(net, small)
     small_calls = _einsum_calls(net, small)
-    if set(raw["by_operator"]) <= {"einsum"} and \
+    if raw["met"] <= {"aten::einsum"} and \
             raw["by_operator"].get("einsum", 0) == sum(_einsum_count(e, sh) for e, sh in small_calls):
         einsum = sum(_einsum_count(e, sh) for e, sh in _einsum_calls(net, input_shape))
-        return {"flops": einsum, "by_operator": {"einsum": einsum} if einsum else {}, "skipped": raw["skipped"]}
+        return {"flops": einsum, "by_operator": {"einsum": einsum} if einsum else {}, "skipped": raw["skipped"],
+                "met": raw["met"]}
     return _count_raw(net, input_shape)
 
 
@@ -277,7 +291,7 @@ def _add(parts) -> dict:
         for k, v in p["by_operator"].items():
             by_op[k] = by_op.get(k, 0) + v
     return {"flops": sum(p["flops"] for p in parts), "by_operator": by_op,
-            "skipped": set().union(*(p["skipped"] for p in parts))}
+            "skipped": set().union(*(p["skipped"] for p in parts)), "met": set().union(*(p["met"] for p in parts))}
 
 
 def _count_hcml(net: HCMLNet, input_shape) -> dict:
@@ -328,8 +342,8 @@ def _freeze(d: dict) -> tuple:
 
 
 def _tag(v):
-    """A hashable key for a kwarg value that keeps its type (4 and 4.0 build the same PMB, True and
-    1 may not build the same network)."""
+    """A hashable key for a kwarg value that keeps its type: as dict keys True, 1 and 1.0 are one,
+    and they need not build one network."""
     if isinstance(v, (list, tuple)):
         return ("seq", tuple(_tag(x) for x in v))
     return (type(v).__name__, v)

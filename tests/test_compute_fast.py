@@ -41,12 +41,23 @@ def _both(net, shape):
     return compute.count_fast(copy.deepcopy(net), shape), compute.count(net, shape)
 
 
+def _recording_raw(monkeypatch) -> list:
+    """The input shapes fvcore is run on from now on."""
+    shapes, real = [], compute._count_raw
+    monkeypatch.setattr(compute, "_count_raw", lambda net, shape, inputs=None: shapes.append(
+        tuple(shape) if shape is not None else None) or real(net, shape, inputs))
+    return shapes
+
+
 @pytest.mark.parametrize("name", sorted(SMALL))
-def test_fast_count_equals_direct(name):
+def test_fast_count_equals_direct(name, monkeypatch):
     torch.manual_seed(0)
     net = build_backbone(name)
-    fast, direct = _both(net, SMALL[name])
+    direct = compute.count(copy.deepcopy(net), SMALL[name])
+    shapes = _recording_raw(monkeypatch)
+    fast = compute.count_fast(net, SMALL[name])
     assert fast == direct
+    assert SMALL[name] not in shapes  # the shortcut was taken, not the fallback
     if name.endswith("_pmb"):
         return
     # the reduction is taken: the count is not simply the direct one
@@ -133,10 +144,15 @@ def test_canonical_keys_keep_types_apart():
 
 
 @pytest.mark.parametrize("shape", [(16, 4, 24, 24), (5, 3, 17, 9)])
-def test_cost_volume_einsums_counted_one_by_one_equal_direct(shape):
+def test_cost_volume_einsums_counted_one_by_one_equal_direct(shape, monkeypatch):
     """The cost volume's 49 einsums, each counted once on its own at full size (counts rounded by
     fvcore as in the network), give the direct count."""
     from methods.backbones.hcml import PrimeMotionBlock
 
     part = compute._CostVolume(PrimeMotionBlock(4 * shape[0], beta=4))
-    assert compute._count_einsums(part, shape) == compute._count_raw(part, shape)
+    direct = compute._count_raw(part, shape)
+    shapes = _recording_raw(monkeypatch)
+    fast = compute._count_einsums(part, shape)
+    assert shape not in shapes  # not the fallback
+    for key in ("flops", "by_operator", "skipped"):
+        assert fast[key] == direct[key]
