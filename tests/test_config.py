@@ -12,10 +12,11 @@ def test_a_profile_sizes_the_variants_that_carry_a_full_scale_batch():
     full = method_config("cmd", "full", "full_c3d_k400")
     assert (full["batch_size"], full["optimizer"]["lr"]) == (512, pytest.approx(0.256))
     assert method_config("cmd", "full", "full_c3d")["batch_size"] == 64
-    # ... and at smoke and mini they train exactly as the UCF101 variant, on other data.
+    # ... and at smoke and mini they train exactly as the UCF101 variant, on other data (the UCF101
+    # run also keeps Table 7's snapshots, which change nothing of its training).
+    same = lambda cfg: {k: v for k, v in cfg.items() if k not in ("variant", "snapshot_epochs")}  # noqa: E731
     for scale in ("smoke", "mini"):
-        k400, ucf = method_config("cmd", scale, "full_c3d_k400"), method_config("cmd", scale, "full_c3d")
-        assert {k: v for k, v in k400.items() if k != "variant"} == {k: v for k, v in ucf.items() if k != "variant"}
+        assert same(method_config("cmd", scale, "full_c3d_k400")) == same(method_config("cmd", scale, "full_c3d"))
 
 
 def test_a_profile_naming_an_unknown_variant_is_refused(monkeypatch):
