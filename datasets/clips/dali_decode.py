@@ -38,11 +38,11 @@ import os
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import av
 import numpy as np
 import torch
 
 from core.errors import VideoDecodeError
-from datasets.clips.decode import video_info
 from datasets.clips.sampling import ClipPlan, ClipSpec, resized_hw
 
 LAYOUTS = ("CTHW", "THWC")
@@ -121,6 +121,23 @@ def _check_file(path: Path) -> None:
         raise VideoDecodeError(f"{path}: video file is empty (0 bytes)")
 
 
+_FRAME_HW: dict[str, tuple[int, int]] = {}
+
+
+def _frame_hw(path) -> tuple[int, int]:
+    """(height, width) from the stream's header, as `video_info` reads it but without counting
+    frames (a WebM has no count); kept per process, since a worker reads the same videos again."""
+    key = str(path)
+    if key not in _FRAME_HW:
+        try:
+            with av.open(key) as container:
+                codec = container.streams.video[0].codec_context
+                _FRAME_HW[key] = (int(codec.height), int(codec.width))
+        except (av.FFmpegError, IndexError) as e:
+            raise VideoDecodeError(f"{path}: cannot read the video stream's header: {e}") from None
+    return _FRAME_HW[key]
+
+
 class DaliClipLoader:
     """A built DALI pipeline that turns (path, ClipPlan) pairs into uint8 clips.
 
@@ -145,25 +162,17 @@ class DaliClipLoader:
         self.num_threads = num_threads
         self.device_id = device_id if device == "gpu" else None
         self._pipe = self._build(batch_size)
-        self._hw_cache: dict[str, tuple[int, int]] = {}
 
     def _build(self, batch_size: int):
         decoder = "mixed" if self.device == "gpu" else "cpu"
         return _clip_pipeline(batch_size, decoder, self.layout, self.num_threads, self.device_id)
 
-    def _frame_hw(self, path: Path) -> tuple[int, int]:
-        key = str(path)
-        if key not in self._hw_cache:
-            info = video_info(path)
-            self._hw_cache[key] = (info["height"], info["width"])
-        return self._hw_cache[key]
-
     def _inputs(self, paths: Sequence[Path], plans: Sequence[ClipPlan]) -> dict:
         inputs = {k: [] for k in INPUTS}
         for path, plan in zip(paths, plans):
             _check_file(path)
-            _check_crop(path, plan, self.spec, self._frame_hw(path))
-            for name, value in zip(INPUTS, _clip_inputs(path, plan, self.spec, self._frame_hw(path))):
+            _check_crop(path, plan, self.spec, _frame_hw(path))
+            for name, value in zip(INPUTS, _clip_inputs(path, plan, self.spec, _frame_hw(path))):
                 inputs[name].append(value)
         return inputs
 
@@ -269,14 +278,6 @@ class DaliClipStream:
         self.spec, self.device, self.batch_size, self.layout = spec, device, batch_size, layout
         self.num_threads, self.py_workers, self.prefetch = num_threads, max(1, py_workers), prefetch
         self.device_id = device_id if device == "gpu" else None
-        self._hw_cache: dict[str, tuple[int, int]] = {}
-
-    def _frame_hw(self, path: Path) -> tuple[int, int]:
-        key = str(path)
-        if key not in self._hw_cache:
-            info = video_info(path)
-            self._hw_cache[key] = (info["height"], info["width"])
-        return self._hw_cache[key]
 
     def batches(self, paths: Sequence[str | os.PathLike], plans: Sequence[ClipPlan]) -> Iterator[torch.Tensor]:
         paths = [Path(p) for p in paths]
@@ -286,11 +287,11 @@ class DaliClipStream:
             return
         for path, plan in zip(paths, plans):  # named here, before any worker starts
             _check_file(path)
-            _check_crop(path, plan, self.spec, self._frame_hw(path))
+            _check_crop(path, plan, self.spec, _frame_hw(path))
         n, b = len(paths), self.batch_size
         padded = -n % b
         source = ClipRequests(paths + paths[-1:] * padded, list(plans) + list(plans[-1:]) * padded, self.spec,
-                              [self._frame_hw(p) for p in paths + paths[-1:] * padded])
+                              [_frame_hw(p) for p in paths + paths[-1:] * padded])
         decoder = "mixed" if self.device == "gpu" else "cpu"
         pipe = _stream_pipeline(source, b, decoder, self.layout, self.num_threads, self.device_id, self.py_workers,
                                 self.prefetch)

@@ -23,9 +23,9 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from core.errors import VideoDecodeError
 from datasets.clips import reader as clip_reader
-from datasets.clips.dali_decode import INPUTS, DaliClipLoader, _check_file, _clip_inputs, _decode_graph, _gpu_to_torch
+from datasets.clips.dali_decode import (INPUTS, DaliClipLoader, _check_file, _clip_inputs, _decode_graph, _frame_hw,
+                                         _gpu_to_torch)
 
 
 def deferred_sample(dataset, index: int) -> tuple[dict, list]:
@@ -37,25 +37,6 @@ def deferred_sample(dataset, index: int) -> tuple[dict, list]:
     finally:
         clip_reader._DEFERRED["log"] = None
     return sample, log
-
-
-_FRAME_HW: dict[str, tuple[int, int]] = {}
-
-
-def _frame_hw(path) -> tuple[int, int]:
-    """(height, width) from the stream's header, as `video_info` reads it but without counting
-    frames (a WebM has no count); kept per process, since a worker reads the same videos again."""
-    key = str(path)
-    if key not in _FRAME_HW:
-        import av
-
-        try:
-            with av.open(key) as container:
-                codec = container.streams.video[0].codec_context
-                _FRAME_HW[key] = (int(codec.height), int(codec.width))
-        except (av.FFmpegError, IndexError) as e:
-            raise VideoDecodeError(f"{path}: cannot read the video stream's header: {e}") from None
-    return _FRAME_HW[key]
 
 
 class SampleSource:
