@@ -260,18 +260,12 @@ def fit(task: TrainingTask, dataset: Dataset, settings: RunSettings, out: Path |
             bar.set_postfix(loss=f"{loss:.3f}")
         epoch_seconds.append(time.perf_counter() - started)
         finished = epoch + 1 == settings.epochs
+        # The evaluation point first: a run killed before its resume state is written redoes this
+        # epoch and its point (a snapshot written atomically) instead of resuming past a missing one.
         if on_epoch_end is not None and procs.main:
-            # Before the resume state: a run killed in between redoes this epoch and its evaluation
-            # point (a snapshot written atomically) instead of resuming past a missing one.
-            state = rng_state()  # an evaluation point must not change the rest of the training
-            on_epoch_end(epoch + 1)
-            set_rng_state(state)
+            evaluation_point(on_epoch_end, epoch + 1)
         if last_path is not None and procs.main and ((epoch + 1) % settings.checkpoint_every_epochs == 0 or finished):
-            torch_save(last_path, {
-                "model": task.state_dict(), "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
-                "epoch": epoch + 1, "stage": stage.name, "rng": rng_state(), "fingerprint": dict(fingerprint or {}),
-                "data_order": {"seed": settings.seed, "next_epoch": epoch + 1, "sampler": type(sampler).__name__},
-            })
+            save_resume_state(last_path, task, optimizers, epoch + 1, stage, fingerprint, settings.seed, sampler)
 
     frame = log.frame()
     summary = run_summary(frame, settings, steps_per_epoch, epoch_seconds, clips, start_epoch, len(dataset), procs, fingerprint)
@@ -279,6 +273,24 @@ def fit(task: TrainingTask, dataset: Dataset, settings: RunSettings, out: Path |
         save_curve(frame, out / "curve.png", settings.title)
         write_json(out / "summary.json", summary)
     return summary
+
+
+def evaluation_point(on_epoch_end: Callable[[int], None], epochs_done: int) -> None:
+    """`on_epoch_end(epochs_done)` with the random streams restored after it, so an evaluation
+    point does not change the rest of the training."""
+    state = rng_state()
+    on_epoch_end(epochs_done)
+    set_rng_state(state)
+
+
+def save_resume_state(path: Path, task: TrainingTask, optimizers: dict, epochs_done: int, stage: Stage,
+                      fingerprint: dict | None, seed: int, sampler) -> None:
+    """`last.pt`: weights, optimizers, random streams and data order after `epochs_done` epochs."""
+    torch_save(path, {
+        "model": task.state_dict(), "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
+        "epoch": epochs_done, "stage": stage.name, "rng": rng_state(), "fingerprint": dict(fingerprint or {}),
+        "data_order": {"seed": seed, "next_epoch": epochs_done, "sampler": type(sampler).__name__},
+    })
 
 
 def run_summary(frame: pd.DataFrame, settings: RunSettings, steps_per_epoch: int, epoch_seconds: list[float], clips: int,
