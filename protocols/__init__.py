@@ -19,3 +19,6 @@ IMPLEMENTED = frozenset(PROTOCOLS)
 # job's inputs too), and those that read the pretraining's log instead of any input.
 READS_EXTRA_ENCODERS = frozenset({"retrieval"})
 READS_LOG = frozenset({"pretext"})
+# Protocols that fine-tune, so a checkpoint's method may train its own task there (CMD Table 6:
+# PretrainMethod.finetune_task) and the job needs that task's inputs (`finetune_inputs`).
+FINE_TUNES = frozenset(p for p, module in PROTOCOLS.items() if module == "protocols.finetune")

@@ -4,7 +4,7 @@ from core.config import method_config as _method_config
 from core.errors import ConfigError as _ConfigError
 from core.seeds import seed_folder as _seed_folder
 from methods.training.registry import method_class as _method_class
-from protocols import PROTOCOLS, READS_EXTRA_ENCODERS as _READS_EXTRA, READS_LOG as _READS_LOG
+from protocols import FINE_TUNES as _FINE_TUNES, PROTOCOLS, READS_EXTRA_ENCODERS as _READS_EXTRA, READS_LOG as _READS_LOG
 from protocols.pretext import paper_curves as _paper_curves
 
 
@@ -21,7 +21,7 @@ def eval_input_kinds(w):
     kinds = [cls.transfer_input(cfg)]
     if w.protocol in _READS_EXTRA:
         kinds += list(cls.extra_transfer_inputs(cfg))
-    if w.protocol in ("finetune", "lowshot"):  # a method's own fine-tuning task (CMD Table 6)
+    if w.protocol in _FINE_TUNES:  # a method's own fine-tuning task (CMD Table 6)
         kinds += list(cls.finetune_inputs(cfg))
     kinds = sorted({k for k in kinds if k != "rgb"})
     if len(kinds) > 1:
