@@ -10,21 +10,15 @@ by more than a single flipped prediction is seen; pretext accuracies (Table 7) a
 points."""
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 
-from tables.runs import cell_runs
-from tables.schema import load_spec
 from tests.conftest import repository_copy
+from tests.smoke_tables import RESULTS, SCALE, cell, eval_cells, run_tables
 
 TABLES = [f"cmd_table{i}" for i in range(1, 10)]
-SCALE = "smoke"
-RESULTS = f"results/{SCALE}"
 OWN_METHODS = ("cmd", "random_init")
 
 
@@ -32,33 +26,12 @@ OWN_METHODS = ("cmd", "random_init")
 def cmd_dag(tmp_path_factory):
     """(repository copy, {table: long-form CSV}) after the CMD tables' smoke DAG ran once."""
     repo = repository_copy(tmp_path_factory.mktemp("cmd_smoke_repo"))
-    subprocess.run(
-        [sys.executable, "-m", "snakemake", *[f"tables/{t}.md" for t in TABLES], "--cores", "2",
-         "--config", f"scale={SCALE}", "--quiet", "rules"],
-        cwd=repo, check=True,
-    )
-    return repo, {t: read_table(repo / "tables" / f"{t}.csv") for t in TABLES}
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    """A long-form table CSV; the part of a table with one part is "" (not NaN)."""
-    return pd.read_csv(path, dtype={"part": str, "row": str, "column": str}, keep_default_na=False,
-                       na_values={"paper": [""], "reproduced": [""], "delta": [""]})
+    return repo, run_tables(repo, TABLES)
 
 
 def own_cells(repo: Path):
     """(table, CellRun) of every evaluation cell of a row whose `reproduce` names CMD or its Scratch baseline."""
-    for table in TABLES:
-        spec = load_spec(repo / "tables/specs" / f"{table}.yaml")
-        for run in cell_runs(spec, SCALE, RESULTS, root=repo):
-            if run.method in OWN_METHODS and run.path is not None:
-                yield table, run
-
-
-def cell(frame: pd.DataFrame, part: str, row: str, column: str) -> pd.Series:
-    found = frame[(frame["part"] == part) & (frame["row"] == row) & (frame["column"] == column)]
-    assert len(found) == 1, (part, row, column)
-    return found.iloc[0]
+    return eval_cells(repo, TABLES, OWN_METHODS)
 
 
 @pytest.mark.smoke

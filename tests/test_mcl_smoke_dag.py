@@ -15,8 +15,6 @@ Snakemake runs; the DAG then finds the compute job's outputs newer than its inpu
 run it, and the table's compute cells are real counts."""
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -24,13 +22,11 @@ import pytest
 import yaml
 
 from tables import compute
-from tables.runs import cell_runs
 from tables.schema import load_spec
 from tests.conftest import repository_copy
+from tests.smoke_tables import SCALE, cell, eval_cells, run_tables
 
 TABLES = [f"mcl_table{i}" for i in range(1, 6)]
-SCALE = "smoke"
-RESULTS = f"results/{SCALE}"
 
 
 def count_table3_claims(repo: Path, work: Path) -> None:
@@ -49,33 +45,12 @@ def mcl_dag(tmp_path_factory):
     """(repository copy, {table: long-form CSV}) after the MCL tables' smoke DAG ran once."""
     repo = repository_copy(tmp_path_factory.mktemp("mcl_smoke_repo"))
     count_table3_claims(repo, tmp_path_factory.mktemp("mcl_claims"))
-    subprocess.run(
-        [sys.executable, "-m", "snakemake", *[f"tables/{t}.md" for t in TABLES], "--cores", "2",
-         "--config", f"scale={SCALE}", "--quiet", "rules"],
-        cwd=repo, check=True,
-    )
-    return repo, {t: read_table(repo / "tables" / f"{t}.csv") for t in TABLES}
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    """A long-form table CSV; the part of a table with one part is "" (not NaN)."""
-    return pd.read_csv(path, dtype={"part": str, "row": str, "column": str}, keep_default_na=False,
-                       na_values={"paper": [""], "reproduced": [""], "delta": [""]})
+    return repo, run_tables(repo, TABLES)
 
 
 def mcl_eval_cells(repo: Path):
     """(table, CellRun) of every evaluation cell of a row whose `reproduce` names mcl."""
-    for table in TABLES:
-        spec = load_spec(repo / "tables/specs" / f"{table}.yaml")
-        for run in cell_runs(spec, SCALE, RESULTS, root=repo):
-            if run.method == "mcl" and run.path is not None:
-                yield table, run
-
-
-def cell(frame: pd.DataFrame, part: str, row: str, column: str) -> pd.Series:
-    found = frame[(frame["part"] == part) & (frame["row"] == row) & (frame["column"] == column)]
-    assert len(found) == 1, (part, row, column)
-    return found.iloc[0]
+    return eval_cells(repo, TABLES, ("mcl",))
 
 
 @pytest.mark.smoke

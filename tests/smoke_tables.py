@@ -1,0 +1,44 @@
+"""What the per-paper smoke DAG tests share: run a paper's table targets at smoke scale in a
+repository copy, read the long-form table CSVs, and find a cell or the evaluation cells of a method."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from tables.runs import cell_runs
+from tables.schema import load_spec
+
+SCALE = "smoke"
+RESULTS = f"results/{SCALE}"
+
+
+def run_tables(repo: Path, tables: list[str]) -> dict[str, pd.DataFrame]:
+    """{table: long-form CSV} after `snakemake tables/<table>.md ... --cores 2` at smoke scale in `repo`."""
+    subprocess.run(
+        [sys.executable, "-m", "snakemake", *[f"tables/{t}.md" for t in tables], "--cores", "2",
+         "--config", f"scale={SCALE}", "--quiet", "rules"],
+        cwd=repo, check=True,
+    )
+    return {t: read_table(repo / "tables" / f"{t}.csv") for t in tables}
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A long-form table CSV; the part of a table with one part is "" (not NaN)."""
+    return pd.read_csv(path, dtype={"part": str, "row": str, "column": str}, keep_default_na=False,
+                       na_values={"paper": [""], "reproduced": [""], "delta": [""]})
+
+
+def eval_cells(repo: Path, tables: list[str], methods: tuple[str, ...]):
+    """(table, CellRun) of every evaluation cell of a row whose `reproduce` names one of `methods`."""
+    for table in tables:
+        spec = load_spec(repo / "tables/specs" / f"{table}.yaml")
+        for run in cell_runs(spec, SCALE, RESULTS, root=repo):
+            if run.method in methods and run.path is not None:
+                yield table, run
+
+
+def cell(frame: pd.DataFrame, part: str, row: str, column: str) -> pd.Series:
+    found = frame[(frame["part"] == part) & (frame["row"] == row) & (frame["column"] == column)]
+    assert len(found) == 1, (part, row, column)
+    return found.iloc[0]
