@@ -74,13 +74,12 @@ def pretrain(args: argparse.Namespace) -> dict:
     # Transfer snapshots after the epochs a table reports (e.g. CMD Table 7), only where the config asks.
     schedule = snapshot_schedule(cfg, args.pretrain)
     snapshots = snapshots_block(schedule, settings.epochs)
-    on_epoch_end = None
-    if snapshots:
-        def on_epoch_end(done: int) -> None:
-            if str(done) in snapshots["files"]:
-                write_transfer_checkpoint(args.out / snapshots["files"][str(done)], task.transfer_encoder(),
-                                          {**provenance, "epoch": done}, cfg, task.extra_transfer_encoders())
-    summary = fit(task, dataset, settings, args.out, tie, on_epoch_end=on_epoch_end)
+
+    def write_snapshot(done: int) -> None:
+        if str(done) in snapshots["files"]:
+            write_transfer_checkpoint(args.out / snapshots["files"][str(done)], task.transfer_encoder(),
+                                      {**provenance, "epoch": done}, cfg, task.extra_transfer_encoders())
+    summary = fit(task, dataset, settings, args.out, tie, on_epoch_end=write_snapshot if snapshots else None)
     if not dist.is_initialized() or dist.get_rank() == 0:
         missing = [f for f in (snapshots or {}).get("files", {}).values() if not (args.out / f).is_file()]
         if missing:  # a resumed run whose earlier snapshots were removed: they cannot be made again
