@@ -83,6 +83,40 @@ def method_config(method: str, scale: str, variant: str | None = None) -> dict:
     return cfg
 
 
+# Keys that change how a variant's checkpoint is evaluated, never how it is pretrained: a variant
+# whose config differs from another's only in these names that one in `pretraining_of` and
+# shares its pretraining (MaCLR Table 2 evaluates the 600-epoch MaCLR at 32x8, §4.2).
+EVALUATION_ONLY_KEYS = ("evaluation_clip", "pretraining_of", "variant")
+
+
+def pretraining_variant(method: str, variant: str, scale: str) -> str:
+    """The variant whose checkpoint `variant` evaluates: itself, or its `pretraining_of`, whose
+    merged config must equal its own apart from EVALUATION_ONLY_KEYS (no hidden second pretraining)."""
+    cfg = method_config(method, scale, variant)
+    shared = cfg.get("pretraining_of")
+    if not shared:
+        return variant
+    other = method_config(method, scale, shared)
+    if other.get("pretraining_of"):
+        raise ConfigError(f"methods/{method}/config.yaml variant {variant!r}: `pretraining_of: {shared}` names a variant "
+                          f"that itself shares another's pretraining")
+    differ = sorted(k for k in set(cfg) | set(other) if k not in EVALUATION_ONLY_KEYS and cfg.get(k) != other.get(k))
+    if differ:
+        raise ConfigError(f"methods/{method}/config.yaml variant {variant!r} shares the pretraining of {shared!r} "
+                          f"but differs from it in {', '.join(differ)} (at scale {scale})")
+    return shared
+
+
+def evaluation_clip(cfg: dict, evaluation_set: str) -> dict | None:
+    """`{num_frames, stride}` a variant is evaluated at on `evaluation_set`, from its config's
+    `evaluation_clip: {<dataset id prefix>: {...}}`, or None: the pretraining clip."""
+    entries = cfg.get("evaluation_clip") or {}
+    matches = [name for name in entries if evaluation_set.startswith(name)]
+    if len(matches) > 1:
+        raise ConfigError(f"`evaluation_clip:` of {cfg.get('variant')!r} has several entries for {evaluation_set!r}: {matches}")
+    return dict(entries[matches[0]]) if matches else None
+
+
 def method_variants(method: str) -> list[str]:
     path = ROOT / "methods" / method / "config.yaml"
     if not path.exists():

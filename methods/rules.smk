@@ -5,6 +5,7 @@ import re as _re
 import shlex as _shlex
 
 from core.config import method_config as _method_config, method_variants as _method_variants
+from core.errors import ConfigError as _ConfigError
 from core.seeds import seed_folder as _seed_folder
 from methods.training.registry import method_class as _method_class, method_names as _method_names
 
@@ -17,6 +18,9 @@ def pretrain_input_files(w):
     """The manifest, the method's config and the scale profile (a changed hyperparameter reruns
     what depends on it), and every precomputed input the method's pretraining dataset reads."""
     cfg = pretrain_config(w)
+    if cfg.get("pretraining_of"):  # evaluated from the other variant's checkpoint (protocols/rules.smk)
+        raise _ConfigError(f"{w.method} {w.variant} shares the pretraining of {cfg['pretraining_of']}: "
+                         f"pretrain that variant, or evaluate this one (results/<scale>/eval/...)")
     files = {"manifest": f"{RESULTS}/manifests/{w.pretrain}.csv", "method_config": f"methods/{w.method}/config.yaml",
              "scale_profile": f"config/scales/{SCALE}.yaml"}
     for kind in _method_class(w.method).pretrain_inputs(cfg):

@@ -46,24 +46,47 @@ def protocol_main(protocol: str, evaluate: Evaluate, description: str, headline:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--protocol", default=protocol, help=f"name written into the metrics (default {protocol})")
+    parser.add_argument("--clip", type=clip_arg, default=None, metavar="TxS",
+                        help="evaluate at T frames with stride S instead of the pretraining clip (a variant's "
+                             "`evaluation_clip`, e.g. MaCLR's 32x8 of §4.2)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
         profile = load_scale(args.scale)
         checkpoint = load_checkpoint(args.checkpoint)
+        pretrain_clip = dict(checkpoint["input"]["clip"])
+        if args.clip is not None:
+            checkpoint = at_clip(checkpoint, args.clip)
         settings, recipe = protocol_settings(profile, protocol, recipe_owner(checkpoint["provenance"]), args.manifest.stem)
         manifest = pd.read_csv(args.manifest)
         metrics = evaluate(checkpoint, manifest, args.root, args.motion_cache, settings, int(profile.get("seed", 0)))
         metrics.update({"scale": args.scale, "protocol": args.protocol, "checkpoint": str(args.checkpoint), "recipe": recipe,
                         **evaluation_provenance(checkpoint, args.checkpoint, args.manifest, manifest, args.root),
-                        "eval_seed": int(profile.get("seed", 0))})
+                        "eval_seed": int(profile.get("seed", 0)), "pretrain_clip": pretrain_clip})
         check_metrics(metrics, args.protocol, f"{args.out} (not written)", args.scale)  # what a table will accept
         check_provenance(metrics, f"{args.out} (not written)")
     except SuiteError as exc:
         sys.exit(f"error: {exc}")
     write_json(args.out, metrics)
     print(f"{args.protocol}: {headline} {metrics[headline]:.1f}% on {args.manifest.name} -> {args.out}")
+
+
+def clip_arg(text: str) -> dict:
+    """`TxS` (frames x stride) as {"num_frames": T, "stride": S}."""
+    try:
+        frames, stride = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--clip {text!r}: expected frames x stride, e.g. 32x8") from None
+    if frames < 1 or stride < 1:
+        raise argparse.ArgumentTypeError(f"--clip {text!r}: frames and stride must be positive")
+    return {"num_frames": frames, "stride": stride}
+
+
+def at_clip(checkpoint: dict, clip: dict) -> dict:
+    """The checkpoint with its transferred encoder read at `clip`'s frames and stride (crop and
+    short side as pretrained); the metrics' `clip` then records it, `pretrain_clip` the original."""
+    return {**checkpoint, "input": {**checkpoint["input"], "clip": {**checkpoint["input"]["clip"], **clip}}}
 
 
 def recipe_owner(provenance: dict) -> str | None:

@@ -1,6 +1,6 @@
 # Evaluation protocols: checkpoint + evaluation manifest -> metrics JSON, one module per protocol
 # (the registry protocols.PROTOCOLS). Included by the Snakefile after core/common.smk.
-from core.config import method_config as _method_config
+from core.config import method_config as _method_config, pretraining_variant as _pretraining_variant
 from core.errors import ConfigError as _ConfigError
 from core.seeds import seed_folder as _seed_folder
 from methods.training.registry import method_class as _method_class
@@ -38,9 +38,21 @@ def eval_input_arg(w):
     return " ".join(f"--motion-cache {input_cache(kind, w.evaldata)[1]}" for kind in eval_input_kinds(w))
 
 
+def eval_checkpoint(w):
+    """The checkpoint an evaluation reads: its variant's, or the one of the variant whose
+    pretraining it shares (`pretraining_of`: MaCLR's 600-epoch rows evaluated at other clips)."""
+    variant = _pretraining_variant(w.method, w.variant, SCALE)
+    return f"{RESULTS}/pretrain/{w.method}/{variant}/{w.pretrain}{_seed_folder(w.get('seed'))}/checkpoint.pt"
+
+
+def eval_clip_arg(w):
+    clip = _method_class(w.method).evaluation_clip(_method_config(w.method, SCALE, w.variant), w.evaldata)
+    return "" if clip is None else f"--clip {int(clip['num_frames'])}x{int(clip['stride'])}"
+
+
 rule evaluate:
     input:
-        checkpoint=lambda w: f"{RESULTS}/pretrain/{w.method}/{w.variant}/{w.pretrain}{_seed_folder(w.get('seed'))}/checkpoint.pt",
+        checkpoint=eval_checkpoint,
         manifest=f"{RESULTS}/manifests/{{evaldata}}.csv",
         motion=eval_input_files,
     output:
@@ -51,6 +63,7 @@ rule evaluate:
         root=lambda w: dataset_root(w.evaldata),
         motion=eval_input_arg,
         module=lambda w: PROTOCOLS[w.protocol],
+        clip=eval_clip_arg,
     threads: job_resources("evaluate")["threads"]
     resources:
         **rule_resources("evaluate"),
@@ -58,7 +71,7 @@ rule evaluate:
         f"{RESULTS}/logs/{{protocol}}_{{method}}_{{variant}}_{{pretrain}}_{{evaldata}}.log",
     shell:
         "{PY} -m {params.module} --checkpoint {input.checkpoint} --manifest {input.manifest} --root {params.root} "
-        "{params.motion} --protocol {wildcards.protocol} --scale {SCALE} --out {output} --threads {threads} 2> {log}"
+        "{params.motion} {params.clip} --protocol {wildcards.protocol} --scale {SCALE} --out {output} --threads {threads} 2> {log}"
 
 
 # One evaluation per seed's checkpoint, in the seed's folder (core/seeds.py).

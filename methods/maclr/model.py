@@ -102,14 +102,20 @@ class MaCLR(PretrainMethod):
         # Videos with no clip above the motion threshold, sampled uniformly instead (data.py).
         return {"threshold_fallbacks": int(batch["threshold_fallback"].sum())}
 
+    @staticmethod
+    def transfer_settings(cfg: dict) -> dict:
+        """The transferred pathway's width and clip (`eval_pathway`), with the visual normalisation."""
+        section = cfg[cfg["eval_pathway"]]
+        return {"width_multiplier": float(section["width_multiplier"]), "clip": section["clip"],
+                "mean": cfg["visual"]["normalize_mean"], "std": cfg["visual"]["normalize_std"]}
+
     def transfer_encoder(self) -> TransferEncoder:
         """The Visual pathway (§3), or the Motion pathway for M-only, and how to feed it."""
         cfg, pathway = self.cfg, self.cfg["eval_pathway"]
-        section = cfg[pathway]
-        kind = self.transfer_input(cfg)
+        settings, kind = self.transfer_settings(cfg), self.transfer_input(cfg)
         return TransferEncoder(
-            backbone=section["backbone"], width_multiplier=float(section["width_multiplier"]),
+            backbone=cfg[pathway]["backbone"], width_multiplier=settings["width_multiplier"],
             in_channels=3 if kind == "rgb" else KINDS[kind], module=self.online[pathway].backbone,
-            input=input_block(kind, section["clip"], cfg["visual"]["normalize_mean"], cfg["visual"]["normalize_std"],
+            input=input_block(kind, settings["clip"], settings["mean"], settings["std"],
                               float(cfg["motion"]["input_scale"][kind]) if kind != "rgb" else 1.0),
         )

@@ -12,16 +12,16 @@ from core.errors import ConfigError
 from methods.backbones import build_backbone
 from methods.training.checkpoint import input_block
 from methods.training.method import PretrainMethod, TransferEncoder
+from methods.training.registry import method_class
 
 
 def compared_input(cfg: dict) -> dict:
-    """The width, clip and normalisation of the method named by `input_from`, at the same scale."""
+    """The width, clip and normalisation with which the method named by `input_from` (its variant
+    `input_variant`, default its base config) transfers its encoder, at the same scale."""
     source = cfg.get("input_from")
     if not source:
         raise ConfigError(f"methods/random_init/config.yaml variant {cfg.get('variant')!r}: no `input_from` method")
-    other = method_config(source, cfg["scale"])
-    return {"width_multiplier": float(other["width_multiplier"]), "clip": other["clip"],
-            "mean": other["normalize_mean"], "std": other["normalize_std"]}
+    return method_class(source).transfer_settings(method_config(source, cfg["scale"], cfg.get("input_variant")))
 
 
 class RandomInit(PretrainMethod):
@@ -36,6 +36,12 @@ class RandomInit(PretrainMethod):
     @staticmethod
     def pretrain_inputs(cfg: dict) -> list[str]:
         return []
+
+    @staticmethod
+    def evaluation_clip(cfg: dict, evaluation_set: str) -> dict | None:
+        """Evaluated at the clips of the rows it is compared with (`input_from`, `input_variant`)."""
+        source = cfg["input_from"]
+        return method_class(source).evaluation_clip(method_config(source, cfg["scale"], cfg.get("input_variant")), evaluation_set)
 
     @staticmethod
     def describe(cfg: dict, pretrain: str) -> str:

@@ -31,6 +31,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from core.config import evaluation_clip
+
 # What an encoder or a pretraining dataset may read, per video (CONTRIBUTING.md, "Checkpoints"):
 # RGB frames; MaCLR's flow edges, optical flow and frame differences; MCL's TV-L1 motion maps;
 # CMD's I-frames and motion vectors (one compressed-domain cache).
@@ -149,6 +151,20 @@ class PretrainMethod(TrainingTask):
     def describe(cfg: dict, pretrain: str) -> str:
         """One line of the settings that matter, shown for the job in a dry run."""
         return ""
+
+    @staticmethod
+    def transfer_settings(cfg: dict) -> dict:
+        """The transferred encoder's `width_multiplier`, `clip`, `mean` and `std`, from the merged
+        config's flat keys of those names (`normalize_mean`, `normalize_std`); a method that nests
+        them overrides this. A baseline compared with the method (methods/random_init) reads it."""
+        return {"width_multiplier": float(cfg["width_multiplier"]), "clip": cfg["clip"],
+                "mean": cfg["normalize_mean"], "std": cfg["normalize_std"]}
+
+    @staticmethod
+    def evaluation_clip(cfg: dict, evaluation_set: str) -> dict | None:
+        """{num_frames, stride} this variant is evaluated at on `evaluation_set` (its config's
+        `evaluation_clip`), or None for the pretraining clip; the evaluation rule passes it as --clip."""
+        return evaluation_clip(cfg, evaluation_set)
 
     @staticmethod
     def init_weights_file(cfg: dict) -> str | None:
