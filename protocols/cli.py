@@ -55,7 +55,7 @@ def protocol_main(protocol: str, evaluate: Evaluate, description: str, headline:
     try:
         profile = load_scale(args.scale)
         checkpoint = load_checkpoint(args.checkpoint)
-        pretrain_clip = dict(checkpoint["input"]["clip"])
+        pretrain_clip = checkpoint["input"].get("clip")
         if args.clip is not None:
             checkpoint = at_clip(checkpoint, args.clip)
         settings, recipe = protocol_settings(profile, protocol, recipe_owner(checkpoint["provenance"]), args.manifest.stem)
@@ -102,22 +102,21 @@ def protocol_settings(profile: dict, protocol: str, method: str | None, evaluati
     lists the methods' recipes; smoke sets only what a table needs of one (CMD's evaluation
     epochs), so its sizes stay the shared sections'.
 
-    A recipe whose values differ per evaluation dataset (CMD §4.1: UCF101 and HMDB51 fine-tune at
-    different learning rates) lists them under `per_dataset: {<dataset>: {...}}`, merged last for
-    every evaluation set whose id starts with `<dataset>` (hmdb51 -> hmdb51_split1, ...)."""
+    A recipe or a shared section whose values differ per evaluation dataset (CMD §4.1: UCF101 and
+    HMDB51 fine-tune at different learning rates; MaCLR §4.3 fine-tunes SSv2 with SlowFast's recipe)
+    lists them under `per_dataset: {<dataset>: {...}}`, merged last for every evaluation set whose id
+    starts with `<dataset>` (hmdb51 -> hmdb51_split1, ...)."""
     if protocol not in profile:
         raise ConfigError(f"--scale: profile {profile.get('scale')!r} has no `{protocol}:` section")
     own = ((profile.get("method_recipes") or {}).get(method) or {}).get(protocol)
-    if not own:
-        return dict(profile[protocol]), "shared"
-    settings = deep_merge(profile[protocol], own)
+    settings = deep_merge(profile[protocol], own) if own else dict(profile[protocol])
     per_dataset = settings.pop("per_dataset", None) or {}
     matches = [name for name in per_dataset if evaluation_set.startswith(name)]
     if len(matches) > 1:
         raise ConfigError(f"`{method}: {protocol}: per_dataset:` has several entries for {evaluation_set!r}: {matches}")
     for name in matches:
         settings = deep_merge(settings, per_dataset[name])
-    return settings, str(method)
+    return settings, str(method) if own else "shared"
 
 
 def evaluation_provenance(checkpoint: dict, checkpoint_path: Path, manifest_path: Path, manifest: pd.DataFrame,

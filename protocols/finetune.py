@@ -9,8 +9,9 @@ released one (self-supervised-maclr, configs/UCF101/SLOW_32x8_R50.yaml), cited k
 MCL's and CMD's checkpoints use their own (`method_recipes: <method>: finetune:` there; CMD's
 Scratch baselines use CMD's). Optional settings, off unless a recipe sets them: `nesterov` (SGD with
 Nesterov momentum), `grad_clip_norm` (clip the gradient's norm), `score_averaging: logits` (average
-the views' logits instead of their softmax), `test_short_side` (resize before the test crop) and
-`eval_epochs` (test after the listed epochs too: CMD Table 3).
+the views' logits instead of their softmax), `test_short_side` (resize before the test crop),
+`eval_epochs` (test after the listed epochs too: CMD Table 3), `schedule: step` with `milestones`
+(instead of PySlowFast's cosine) and `flip_p` (the training flip's probability, 0.5 unless set).
 
     python -m protocols.finetune --checkpoint C.pt --manifest M.csv --root DIR --scale smoke --out metrics.json
 """
@@ -58,8 +59,8 @@ class TrainClips(Dataset):
     """One augmented training clip per video and epoch: random position, crop and flip, then the
     reader's colour augmentations; seeded by (seed, epoch, video)."""
 
-    def __init__(self, videos: pd.DataFrame, reader: ClipReader, seed: int):
-        self.videos, self.reader, self.seed = videos.reset_index(drop=True), reader, seed
+    def __init__(self, videos: pd.DataFrame, reader: ClipReader, seed: int, flip_p: float = 0.5):
+        self.videos, self.reader, self.seed, self.flip_p = videos.reset_index(drop=True), reader, seed, flip_p
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -72,7 +73,7 @@ class TrainClips(Dataset):
         row = self.videos.iloc[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
         torch.manual_seed(int(rng.integers(2**31)))
-        plan = plan_train_clip(self.reader.num_frames(row), self.reader.frame_hw(row), self.reader.spec, rng)
+        plan = plan_train_clip(self.reader.num_frames(row), self.reader.frame_hw(row), self.reader.spec, rng, flip_p=self.flip_p)
         return {"clip": self.reader(row, plan), "label": torch.tensor(int(row.label))}
 
 
@@ -95,7 +96,8 @@ def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache:
     own = own_task(checkpoint, train, root, motion_cache, cfg, num_classes, seed)
     if own is None:
         model = Classifier(checkpoint, num_classes, float(cfg["dropout"]))
-        data = TrainClips(train, ClipReader(root, spec, inputs["mean"], inputs["std"], augment=cfg["augment"]), seed)
+        data = TrainClips(train, ClipReader(root, spec, inputs["mean"], inputs["std"], augment=cfg["augment"]), seed,
+                          flip_p=float(cfg.get("flip_p", 0.5)))
     else:
         model, data = own
     model = model.to(device)
@@ -103,7 +105,8 @@ def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache:
     # PySlowFast's schedule: linear warm-up from warmup_start_lr, then cosine decay.
     optimizer = {"name": "sgd", "lr": cfg["lr"], "momentum": cfg["momentum"], "weight_decay": cfg["weight_decay"],
                  "nesterov": bool(cfg.get("nesterov", False)),
-                 "warmup_epochs": cfg["warmup_epochs"], "warmup_start_lr": cfg["warmup_start_lr"], "schedule": "cosine"}
+                 "warmup_epochs": cfg["warmup_epochs"], "warmup_start_lr": cfg["warmup_start_lr"],
+                 "schedule": cfg.get("schedule", "cosine"), "milestones": cfg.get("milestones", [])}
     grad_clip_norm = float(cfg["grad_clip_norm"]) if cfg.get("grad_clip_norm") else None
     score_averaging = cfg.get("score_averaging", "softmax")
     if score_averaging not in ("softmax", "logits"):

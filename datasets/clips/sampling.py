@@ -181,15 +181,17 @@ def plan_train_clip(
     spec: ClipSpec,
     rng: np.random.Generator,
     allowed: np.ndarray | None = None,
+    flip_p: float = 0.5,
 ) -> ClipPlan:
-    """One training clip: random start (within `allowed`), random crop, flip with p = 0.5.
+    """One training clip: random start (within `allowed`), random crop, horizontal flip with
+    probability `flip_p` (0 where labels name left and right, as Something-Something's do).
 
-    The generator is drawn in this order: start, crop (top, left), flip.
+    The generator is drawn in this order: start, crop (top, left), flip (drawn whatever `flip_p`).
     """
     start = random_start(num_video_frames, spec, rng, allowed)
     height, width = frame_hw_after_resize
     crop = random_crop_offset(height, width, spec.crop_size, rng)
-    flip = bool(rng.random() < 0.5)
+    flip = bool(rng.random() < flip_p)
     return ClipPlan(tuple(int(i) for i in clip_indices(start, spec)), crop, flip)
 
 
