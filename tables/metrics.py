@@ -27,15 +27,15 @@ class ProtocolMetrics:
 # Keys every metrics file holds (protocols/cli.py adds scale and protocol to what a protocol returns).
 REQUIRED_FIELDS = ("scale", "protocol", "num_test_videos", "views")
 COUNT_FIELDS = {"num_train_videos": 1, "num_test_videos": 1, "num_classes": 1, "train_clips_per_video": 1,
-                "epochs": 0}  # name -> smallest value
+                "epochs": 0, "recall_verbs": 1}  # name -> smallest value
 VIEWS_RE = re.compile(r"^\d+x\d+$")
 
 _ACCURACY = ("top1", "top5")
 _PRETEXT = ("context_matching_top1_ep<k>", "motion_prediction_top1_ep<k>")
 # CMD Table 3: accuracy after <k> fine-tuning epochs, where a recipe lists evaluation epochs.
+# MaCLR Table 4b: VidSitu's macro-averaged verb recall@5 (protocols/finetune.py, verb_metrics).
 _FINETUNE = ProtocolMetrics(
-    writes=_ACCURACY + ("top1_ep<k>", "top5_ep<k>"), required=_ACCURACY,
-    # MaCLR Table 4b (VidSitu verb recall)
+    writes=_ACCURACY + ("top1_ep<k>", "top5_ep<k>", "macro_recall_at_<k>"), required=_ACCURACY,
     reports=_ACCURACY + ("top1_ep<k>", "top5_ep<k>", "macro_recall_at_<k>"))
 PROTOCOL_METRICS: dict[str, ProtocolMetrics] = {
     "linear": ProtocolMetrics(writes=_ACCURACY, required=_ACCURACY, reports=_ACCURACY),

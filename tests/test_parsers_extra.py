@@ -22,7 +22,9 @@ DATASETS = {"ssv2": "ssv2", "ssv1": "ssv1", "diving48": "diving48", "vidsitu": "
 def roots(tmp_path_factory):
     base = tmp_path_factory.mktemp("extra")
     for key in DATASETS:
-        fx.make(key, base / key, {**SMOKE_FIXTURES[key], **SMALL}, seed=1)
+        # VidSitu's rows are its segments' 2-second events: 5 x 24 frames at 12 fps
+        small = {**SMALL, "frames": 120, "fps": 12} if key == "vidsitu" else SMALL
+        fx.make(key, base / key, {**SMOKE_FIXTURES[key], **small}, seed=1)
     return base
 
 
@@ -67,6 +69,16 @@ def test_vidsitu_one_row_per_event_with_majority_verb(roots):
     anns = json.loads((roots / "vidsitu" / "vidsitu_annotations" / "vseg_ann_files" / "vsann_valid_lb.json").read_text())
     # Ev5 was annotated (x, verb0, x) by three annotators: the majority verb is x
     assert val[val["video_id"].str.endswith("_Ev5")]["label_name"].iloc[0] == anns[0]["Ev5"]["VerbID"]
+    # each event is its 2 seconds of the segment video: 24 frames from frame 24 (k - 1) at 12 fps
+    assert (m["num_frames"] == 24).all()
+    assert (m["start_frame"] == 24 * (m["video_id"].str[-1].astype(int) - 1)).all()
+    # validation events carry the 10 evaluation verbs of vinfo_valid_lb.json, as class indices
+    vinfo = json.loads((roots / "vidsitu" / "vidsitu_annotations" / "vinfo_files" / "vinfo_valid_lb.json").read_text())
+    names = sorted(set(m[m["split"] == "train"]["label_name"]))
+    first = val[val["video_id"].str.endswith("_Ev1")].iloc[0]
+    expected = [names.index(v) if v in names else -1 for v in vinfo[0]["vbid_lst"]["Ev1"]]
+    assert [int(v) for v in first["label_set"].split(";")] == expected and len(expected) == 10
+    assert m[m["split"] == "train"]["label_set"].isna().all()
 
 
 @pytest.mark.parametrize("key", sorted(DATASETS))

@@ -11,10 +11,12 @@ a `dali` reader's clips are deferred and decoded a batch at a time by DALI's own
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import torch
 
 from datasets.clips.dali_decode import DaliClipLoader
@@ -105,6 +107,19 @@ def motion_clip(motion: np.ndarray, plan: ClipPlan, spec: ClipSpec, scale: float
     return (x * scale).permute(1, 0, 2, 3).contiguous()
 
 
+def start_frame(row) -> int:
+    """The video frame a manifest row starts at: its `start_frame` where the row is a window of its
+    video (VidSitu's events), else 0."""
+    start = getattr(row, "start_frame", 0)
+    return 0 if start is None or pd.isna(start) else int(start)
+
+
+def in_video(row, plan: ClipPlan) -> ClipPlan:
+    """`plan`, whose frame indices count from the row's first frame, in the frames of its video."""
+    start = start_frame(row)
+    return plan if start == 0 else dataclasses.replace(plan, indices=tuple(int(i) + start for i in plan.indices))
+
+
 class ClipReader:
     """Normalised float (3, T, crop, crop) clips of manifest rows, one `ClipPlan` at a time.
 
@@ -134,6 +149,7 @@ class ClipReader:
         return resized_hw(row.height, row.width, self.spec.short_side)
 
     def __call__(self, row, plan: ClipPlan) -> torch.Tensor:
+        plan = in_video(row, plan)
         log = _DEFERRED["log"]
         if self.decoder == "dali" and log is not None:
             # One draw stands for the augmentation's: the batched pipeline augments the decoded clip
@@ -185,11 +201,11 @@ class MotionClipReader:
         return self._motion
 
     def num_frames(self, row) -> int:
-        """Frames that have both a video frame and a motion frame."""
-        return min(int(row.num_frames), len(self.video(row)[0]))
+        """Frames of the row that have both a video frame and a motion frame."""
+        return min(int(row.num_frames), len(self.video(row)[0]) - start_frame(row))
 
     def frame_hw(self, row) -> tuple[int, int]:
         return tuple(self.video(row)[0].shape[-2:])
 
     def __call__(self, row, plan: ClipPlan) -> torch.Tensor:
-        return motion_clip(self.video(row)[0], plan, self.spec, self.scale)
+        return motion_clip(self.video(row)[0], in_video(row, plan), self.spec, self.scale)

@@ -43,6 +43,9 @@ from datasets.sources.parsers import FRAME_FOLDERS, PARSERS
 
 MANIFEST_COLUMNS = ["video_id", "path", "label", "label_name", "split", "num_frames", "fps", "width", "height", "duration"]
 QUARANTINE_COLUMNS = ["video_id", "path", "reason"]
+# Written only for datasets whose rows have them (CONTRIBUTING.md, "Manifest schema"): the first frame
+# of a row that is a window of its video, and every annotator's label of a row.
+OPTIONAL_COLUMNS = ["start_frame", "label_set"]
 # Datasets whose annotations locate things by timestamp, so a frame index must map to a time:
 # their variable-frame-rate videos are quarantined ("variable frame rate").
 TIME_INDEXED = frozenset({"ava_train", "ava_val"})
@@ -158,6 +161,8 @@ def _probe_each(entries: list[Entry], root: Path, min_frames: int, probe_one,
         seen.add(entry.video_id)
         try:
             info = probe_one(root / entry.path)
+            if entry.window_s is not None:
+                info = in_window(info, entry.window_s)
             if info["num_frames"] < min_frames:
                 raise SuiteError(f"too short: {info['num_frames']} frames < {min_frames} needed for one clip")
         except SuiteError as exc:
@@ -166,9 +171,21 @@ def _probe_each(entries: list[Entry], root: Path, min_frames: int, probe_one,
         if info.pop("variable_frame_rate"):
             print(f"variable frame rate, kept as a frame sequence at {info['fps']:.3f} fps on average: {entry.path}",
                   file=sys.stderr)
-        rows.append({**entry.__dict__, **info})
-    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+        facts = {k: v for k, v in entry.__dict__.items() if k != "window_s" and v is not None}
+        rows.append({**facts, **info})
+    optional = [c for c in OPTIONAL_COLUMNS if any(c in row for row in rows)]
+    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS + optional)
     return manifest, pd.DataFrame(quarantined, columns=QUARANTINE_COLUMNS)
+
+
+def in_window(info: dict, window_s: tuple[float, float]) -> dict:
+    """A video's facts for the rows' window of seconds [start, end): its first frame
+    (`start_frame`), its frame count and duration. A window past the video's end is an error."""
+    start, end = (int(round(t * info["fps"])) for t in window_s)
+    end = min(end, info["num_frames"])
+    if start >= end:
+        raise SuiteError(f"window {window_s[0]:g}-{window_s[1]:g} s lies past the video's {info['num_frames']} frames")
+    return {**info, "start_frame": start, "num_frames": end - start, "duration": (end - start) / info["fps"]}
 
 
 def prepare(dataset: str, root: Path, profile: dict) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -162,6 +162,7 @@ def make_vidsitu(root: Path, cfg: dict, seed: int, bad: bool) -> dict:
     verbs = VIDSITU_VERBS[: cfg["num_classes"]]
     rng = np.random.default_rng(seed)
     splits = {"train": ([], []), "valid": ([], [])}
+    vinfo = []
     for n in tqdm(range(cfg["segments"]), desc="VidSitu fixtures", unit="segment"):
         seg = f"v_fixture{n:04d}_seg_{10 * n}_{10 * n + 10}"
         split = "valid" if n == 0 else "train"
@@ -172,7 +173,14 @@ def make_vidsitu(root: Path, cfg: dict, seed: int, bad: bool) -> dict:
         if split == "valid":  # several annotators on validation segments
             anns.append(_vidsitu_annotation(seg, events[:4] + [verbs[0]]))
             anns.append(_vidsitu_annotation(seg, events))
-        _write(root / "vsitu_video_trimmed_dir" / f"{seg}.mp4", _frames(verbs.index(events[0]), len(verbs), cfg, seed * 7919 + 2000 + n), cfg["fps"])
+            # the evaluation's 10 verbs per event (vinfo `vbid_lst`): 7 agree with the event, 3 name another verb
+            vinfo.append({"vid_seg_int": seg, "vbid_lst": {f"Ev{k}": [ev] * 7 + [verbs[(verbs.index(ev) + 1) % len(verbs)]] * 3
+                                                            for k, ev in enumerate(events, 1)}})
+        # each 2-second event shows its own verb's motion
+        per_event = cfg["frames"] // len(events)
+        frames = np.concatenate([_frames(verbs.index(ev), len(verbs), cfg, seed * 7919 + 2000 + 10 * n + k, num_frames=per_event)
+                                 for k, ev in enumerate(events)])
+        _write(root / "vsitu_video_trimmed_dir" / f"{seg}.mp4", frames, cfg["fps"])
     if bad:
         segs, anns = splits["train"]
         bad_segs = sorted({v.rsplit("_Ev", 1)[0] for v in BAD["vidsitu"]})
@@ -183,6 +191,7 @@ def make_vidsitu(root: Path, cfg: dict, seed: int, bad: bool) -> dict:
     for split, (segs, anns) in splits.items():
         _json(root / "vidsitu_annotations" / "split_files" / f"vseg_split_{split}_lb.json", segs)
         _json(root / "vidsitu_annotations" / "vseg_ann_files" / f"vsann_{split}_lb.json", anns)
+    _json(root / "vidsitu_annotations" / "vinfo_files" / "vinfo_valid_lb.json", vinfo)
     return {"segments": cfg["segments"], "classes": len(verbs)}
 
 

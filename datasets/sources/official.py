@@ -22,6 +22,9 @@ class Entry:
     label: int
     label_name: str
     split: str  # train | test | val
+    # Optional, for rows that are a part of a video or carry every annotator's label:
+    window_s: tuple[float, float] | None = None  # the row's seconds of the video (VidSitu's 2-second events)
+    label_set: str | None = None  # ";"-joined class indices of all annotators' labels (VidSitu val, -1: not a class)
 
 
 # --------------------------------------------------------------------------------------- UCF101
