@@ -8,13 +8,17 @@ It reads every spec and claims file present and reports; it never changes a pape
 `--discrepancies`, the register of differences between each paper and its authors' code
 (tables/discrepancies.py) is validated against the specs and the config files and rendered as the
 report's "Paper versus code" section.
-Verdicts: `consistent`, `inconsistent`, `ambiguous` (a cell is illegible or not reported, or the
-sentence has readings with different verdicts), `used for reconstruction` (the claim's quote is the
-one a cell was reconstructed from: circular, not evidence).
+Sentences that rank methods without a number are read from tables/claims/rankings/
+(tables/audit_rankings.py).
+Verdicts: `consistent`, `inconsistent` (under every reasonable reading), `ambiguous` (a cell is
+illegible or not reported, or the sentence has readings with different verdicts, each shown), `used
+for reconstruction` (the claim's quote is the one a cell was reconstructed from: circular, not
+evidence).
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import datetime
 import itertools
 import re
@@ -27,38 +31,14 @@ import pandas as pd
 from core import io
 from core.errors import SuiteError
 from tables import discrepancies as register
+from tables.audit_findings import (AMBIGUOUS, CIRCULAR, CONSISTENT, CSV_COLUMNS, INCONSISTENT, ROUNDING_TOLERANCE,
+                                   Finding, fmt as _fmt)
+from tables.audit_rankings import ranking_checks
 from tables.schema import Claim, Spec, SpecError, load_all_specs, load_claims, resolve_ref, safe_eval
-
-CONSISTENT, INCONSISTENT, AMBIGUOUS, CIRCULAR = "consistent", "inconsistent", "ambiguous", "used for reconstruction"
-# A Δ row printed with one decimal agrees with its operands when within rounding.
-ROUNDING_TOLERANCE = 0.051
-CSV_COLUMNS = ["paper", "check", "id", "location", "quote", "cells", "computed", "stated", "verdict", "arithmetic"]
-
-
-@dataclass
-class Finding:
-    paper: str
-    check: str          # claim | internal | cross_paper
-    id: str
-    location: str
-    quote: str
-    cells: str
-    computed: str
-    stated: str
-    verdict: str
-    arithmetic: str
 
 
 def _squash(text: str) -> str:
     return re.sub(r"\s+", " ", str(text or "")).strip()
-
-
-def _fmt(x) -> str:
-    if isinstance(x, bool) or x is None:
-        return str(x)
-    if isinstance(x, float):
-        return f"{x:.4g}" if abs(x) < 1000 else f"{x:.1f}"
-    return str(x)
 
 
 def _substitute(expression: str, values: list) -> str:
@@ -74,6 +54,79 @@ def _verdict(computed, stated, tolerance: float) -> str:
         ok = len(stated) == len(computed) and all(abs(a - b) <= tolerance + 1e-9 for a, b in zip(computed, stated))
         return CONSISTENT if ok else INCONSISTENT
     return CONSISTENT if computed == stated else INCONSISTENT
+
+
+_OPS = {ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b, ast.Lt: lambda a, b: a < b,
+        ast.LtE: lambda a, b: a <= b, ast.Eq: lambda a, b: a == b}
+_SYMBOL = {ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<=", ast.Eq: "=="}
+
+
+def _indices(node: ast.AST, n: int) -> list[int] | None:
+    """The cell indices a `c[i]`, `c[a:b]` or `c` node stands for (None for anything else)."""
+    if isinstance(node, ast.Name) and node.id == "c":
+        return list(range(n))
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == "c":
+        if isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, int):
+            return [node.slice.value]
+        if isinstance(node.slice, ast.Slice) and node.slice.step is None:
+            lo = node.slice.lower.value if isinstance(node.slice.lower, ast.Constant) else 0
+            hi = node.slice.upper.value if isinstance(node.slice.upper, ast.Constant) else n
+            return list(range(n))[lo:hi]
+    return None
+
+
+def _aggregate(node: ast.AST, n: int) -> tuple[str, list[int]] | None:
+    """('max' | 'min', cell indices) for `max(c[1:])`, `min(c[0], c[1])`, ...; None otherwise."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("max", "min"):
+        idx = [_indices(a, n) for a in node.args]
+        if all(i is not None for i in idx):
+            return node.func.id, [j for i in idx for j in i]
+    return None
+
+
+def breaking_cells(expression: str, refs: list[str], values: list, where: str) -> list[str]:
+    """The comparisons of an ordering expression that fail, naming the cells that break it.
+
+    A conjunction is split into its terms, a chain `a < b < c` into its links; a term comparing one
+    cell with the max (min) of others names each of those others that is not below (above) it."""
+    n = len(values)
+    short = [ref.split("/", 2)[-1] for ref in refs]
+    tree = ast.parse(expression, mode="eval").body
+    terms = tree.values if isinstance(tree, ast.BoolOp) and isinstance(tree.op, ast.And) else [tree]
+    out = []
+    for term in terms:
+        links = [(l, op, r) for l, op, r in zip([term.left, *term.comparators], term.ops, term.comparators)
+                 ] if isinstance(term, ast.Compare) and all(type(o) in _OPS for o in term.ops) else None
+        if links is None:
+            if not safe_eval(ast.unparse(term), {"c": values}, where):
+                out.append(f"{_substitute(ast.unparse(term), values)} is false")
+            continue
+        for left, op, right in links:
+            # "x above all of them": x > max(...), max(...) < x; "all of them above x": min(...) > x, x < min(...)
+            flipped = type(op) in (ast.Lt, ast.LtE)
+            single, agg = (right, _aggregate(left, n)) if flipped else (left, _aggregate(right, n))
+            if agg is None or agg[0] != "max":
+                single, agg = (left, _aggregate(right, n)) if flipped else (right, _aggregate(left, n))
+                if agg is not None and agg[0] != "min":
+                    agg = None
+            if agg is not None and _indices(single, n) and len(_indices(single, n)) == 1 and type(op) != ast.Eq or (
+                    agg is not None and agg[0] == "max" and type(op) == ast.Eq):
+                i = _indices(single, n)[0]
+                x = values[i]
+                strict = type(op) in (ast.Gt, ast.Lt)
+                for j in agg[1]:
+                    if j == i:
+                        continue
+                    beaten = values[j] < x if agg[0] == "max" else values[j] > x
+                    if not (beaten or (not strict and values[j] == x)):
+                        out.append(f"{short[j]} {_fmt(values[j])} vs {short[i]} {_fmt(x)}")
+                continue
+            text = f"{ast.unparse(left)} {_SYMBOL[type(op)]} {ast.unparse(right)}"
+            if not safe_eval(text, {"c": values}, where):
+                idx = sorted({k for side in (left, right) for k in (_indices(side, n) or [])})
+                named = ", ".join(f"{short[k]} {_fmt(values[k])}" for k in idx)
+                out.append(f"{_substitute(text, values)} is false" + (f" ({named})" if named else ""))
+    return out
 
 
 def check_claim(claim: Claim, specs: dict[str, Spec]) -> Finding:
@@ -99,6 +152,10 @@ def check_claim(claim: Claim, specs: dict[str, Spec]) -> Finding:
             computed = round(computed, 6)
         results.append((expr, computed, _verdict(computed, claim.stated, claim.tolerance)))
     arithmetic = " | ".join(f"{_substitute(e, values)} = {_fmt(v)}" for e, v, _ in results)
+    if claim.stated is True:
+        broken = [(k, breaking_cells(e, claim.cells, values, where)) for k, (e, v, _) in enumerate(results, 1)
+                  if v is not True]
+        arithmetic += "".join(f"; reading {k} broken by: " + "; ".join(b) for k, b in broken if b)
     verdicts = {v for _, _, v in results}
     verdict = verdicts.pop() if len(verdicts) == 1 else AMBIGUOUS
     if verdict == AMBIGUOUS:
@@ -210,6 +267,7 @@ def audit(specs_dir, claims_dir) -> list[Finding]:
         findings += [check_claim(c, specs) for c in load_claims(path)]
     for spec in specs.values():
         findings += internal_checks(spec)
+    findings += ranking_checks(claims_dir, specs)
     findings += cross_paper_checks(specs)
     return findings
 
@@ -218,8 +276,10 @@ def markdown(findings: list[Finding], date: str, discrepancies: list | None = No
     counts = pd.Series([f.verdict for f in findings]).value_counts().to_dict() if findings else {}
     lines = ["# Audit of the papers' numbers", "", f"- generated: {date}",
              "- verdicts: " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())),
-             "- checks: `claim` (a sentence of the paper against its tables), `internal` (a table's Δ row "
-             "against its other rows), `cross_paper` (one cited result as printed by two papers).",
+             "- checks: `claim` (a sentence of the paper against its tables), `ranking` (a sentence that ranks "
+             "methods without a number, on each reasonable reading's comparison set; the rows that break it are "
+             "listed), `internal` (a table's Δ row against its other rows), `cross_paper` (one cited result as "
+             "printed by two papers), `cross_paper_setting` (the setting two papers print for one cited result).",
              "- paper numbers are as transcribed in tables/specs; this report never changes them.", ""]
     order = {INCONSISTENT: 0, AMBIGUOUS: 1, CIRCULAR: 2, CONSISTENT: 3}
     papers = sorted({f.paper for f in findings if "+" not in f.paper})

@@ -22,6 +22,15 @@ def test_maclr_hcml_verdicts(data_regression):
     data_regression.check(verdicts)
 
 
+def test_cmd_mcl_ctrlaug_claim_verdicts(data_regression):
+    """The claim, ranking and Δ-row verdicts of the other three papers (cross-paper pairs excluded)."""
+    findings = audit(ROOT / "tables" / "specs", ROOT / "tables" / "claims")
+    verdicts = {f"{f.check}:{f.paper}:{f.id}": f.verdict for f in findings
+                if f.paper in ("cmd", "mcl", "ctrlaug") and f.check in ("claim", "ranking", "internal")}
+    assert verdicts
+    data_regression.check(verdicts)
+
+
 def _write(tmp_path, specs: dict, claims: dict):
     (tmp_path / "specs").mkdir()
     (tmp_path / "claims").mkdir()
