@@ -194,6 +194,13 @@ def internal_checks(spec: Spec) -> list[Finding]:
     return out
 
 
+# Label columns that print a row's input modality (MaCLR's "Modality", Controllable Augmentations' "Mod."),
+# with the same letters: V visual, A audio, T text, F flow.
+MODALITY_LABELS = ("modality", "mod")
+SETTING_NAMES = {"pretrain": "pretraining data", "backbone": "backbone", "input": "input size",
+                 "protocol": "protocol (frozen or fine-tuned)", "modality": "modality"}
+
+
 @dataclass
 class Quote:
     paper: str
@@ -203,6 +210,7 @@ class Quote:
     metric: str
     setting: dict
     value: float
+    labels: dict
 
 
 def _quotes(specs: dict[str, Spec]) -> list[Quote]:
@@ -225,29 +233,97 @@ def _quotes(specs: dict[str, Spec]) -> list[Quote]:
                 continue
             if col.protocol:
                 setting["protocol"] = col.protocol
+            for name in MODALITY_LABELS:
+                if row.labels.get(name):
+                    setting["modality"] = re.sub(r"\s+", "", str(row.labels[name])).upper()
             out.append(Quote(spec.paper, f"{spec.key}/{part.id}/{row.id}/{col.name}", work, ev or col.eval,
-                             col.metric, setting, cell.value))
+                             col.metric, setting, cell.value, dict(row.labels)))
     return out
 
 
+# Label columns that print a row's backbone.
+BACKBONE_LABELS = ("arch", "architecture", "network", "backbone")
+
+
+def _printed(q: Quote, key: str) -> str:
+    """A setting as the row prints it, in one spelling: the backbone label ("R(2+1)D-18" -> r2plus1d18)
+    where the table prints one, the input's spatial size ("32x8x224^2", "16x112x112", "224^2" -> 224)."""
+    value = str(q.setting[key])
+    if key == "backbone":
+        label = next((q.labels[n] for n in BACKBONE_LABELS if q.labels.get(n)), None)
+        value = re.sub(r"[^a-z0-9]", "", str(label).lower().replace("(2+1)", "2plus1")) if label else value
+    if key == "input":
+        side = re.search(r"(\d+)(?:\^2|x\1)?\s*$", value)
+        value = side.group(1) if side else value
+    return value
+
+
+def _agree(x: str, y: str) -> bool:
+    """Equal, or one only leaves out the other's depth or subset number (r3d vs r3d34, yt8m vs yt8m_1)."""
+    short, long = sorted((x, y), key=len)
+    return long.startswith(short) and re.fullmatch(r"_?\d*", long[len(short):]) is not None
+
+
+def _conflicts(a: Quote, b: Quote) -> list[str]:
+    """The setting keys both quotes print and print differently."""
+    return sorted(k for k in set(a.setting) & set(b.setting) if not _agree(_printed(a, k), _printed(b, k)))
+
+
+def _comparable(a: Quote, b: Quote) -> bool:
+    """A paper's own number against another paper's quote of it counts only under the same protocol."""
+    return not ((a.paper == a.work or b.paper == b.work) and not ("protocol" in a.setting and "protocol" in b.setting))
+
+
+def _setting_finding(a: Quote, b: Quote, conflicts: list[str], partnered: set[str]) -> Finding | None:
+    """Two papers' quotes of one work on one evaluation whose printed settings differ.
+
+    The same number under two settings is one result labelled two ways (`inconsistent`). Different
+    numbers under settings that differ in anything but the protocol and pretraining data, where
+    neither quote has a counterpart in the other paper (same setting, or same number), are the only
+    possible pairing: two runs of the work or one label misprinted (`ambiguous`). Otherwise they are
+    two different results of the work."""
+    same_number = abs(a.value - b.value) <= ROUNDING_TOLERANCE
+    if not same_number and ({"protocol", "pretrain"} & set(conflicts) or a.ref in partnered or b.ref in partnered):
+        return None
+    verdict = INCONSISTENT if same_number else AMBIGUOUS
+    differs = "; ".join(f"{SETTING_NAMES.get(k, k)}: {a.paper} {_printed(a, k)}, {b.paper} {_printed(b, k)}" for k in conflicts)
+    printed = " vs ".join(f"{q.paper} prints {_fmt(q.value)} as " + ", ".join(f"{k}={v}" for k, v in q.labels.items())
+                          for q in (a, b))
+    why = ("the same number under two printed settings" if same_number else
+           "different numbers and settings, and no same-setting quote in either paper: two runs, or one label misprinted")
+    return Finding(paper=f"{a.paper}+{b.paper}", check="cross_paper_setting", id=f"{a.work}/{a.eval}/{a.metric}",
+                   location=f"{a.ref} vs {b.ref}", quote=f"{a.work} on {a.eval} ({a.metric}): {differs}",
+                   cells=f"{a.ref}; {b.ref}", computed=_fmt(a.value), stated=_fmt(b.value), verdict=verdict,
+                   arithmetic=f"{why}. {printed}")
+
+
 def cross_paper_checks(specs: dict[str, Spec]) -> list[Finding]:
-    """The same work, dataset, metric and setting reported by two papers: do the numbers agree?"""
+    """One cited work on one evaluation and metric, as two papers print it.
+
+    Quotes whose printed settings agree (where both give them) are compared on their numbers
+    (`cross_paper`). Quotes whose settings differ are compared on the setting (`cross_paper_setting`,
+    see _setting_finding): a result quoted with two different settings is a finding of its own."""
     groups: dict[tuple, list[Quote]] = {}
     for q in _quotes(specs):
         groups.setdefault((q.work, q.eval, q.metric), []).append(q)
     out = []
     for (work, ev, metric), quotes in sorted(groups.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
-        for a, b in itertools.combinations(quotes, 2):
-            if a.paper == b.paper:
+        pairs = [(a, b) for a, b in itertools.combinations(quotes, 2) if a.paper != b.paper and _comparable(a, b)]
+        # a quote with a counterpart in the other paper (same setting or same number): its other
+        # pairings there are other results of the work
+        partnered = {(q.ref, other.paper) for a, b in pairs
+                     if not _conflicts(a, b) or abs(a.value - b.value) <= ROUNDING_TOLERANCE
+                     for q, other in ((a, b), (b, a))}
+        for a, b in pairs:
+            conflicts = _conflicts(a, b)
+            if conflicts:
+                found = _setting_finding(a, b, conflicts, {r for r, p in partnered if p in (a.paper, b.paper)
+                                                           and r in (a.ref, b.ref)})
+                if found:
+                    out.append(found)
                 continue
             shared = set(a.setting) & set(b.setting)
-            if any(a.setting[k] != b.setting[k] for k in shared):
-                continue
-            if a.paper == work or b.paper == work:
-                # a paper's own number against another paper's quote of it: only the same protocol counts
-                if "protocol" not in shared:
-                    continue
-            verdict = CONSISTENT if abs(a.value - b.value) <= 0.051 else INCONSISTENT
+            verdict = CONSISTENT if abs(a.value - b.value) <= ROUNDING_TOLERANCE else INCONSISTENT
             setting = ", ".join(f"{k}={a.setting[k]}" for k in sorted(shared))
             if verdict == INCONSISTENT and "backbone" not in shared:
                 verdict = AMBIGUOUS  # the numbers differ, but one paper does not say which backbone it quotes
@@ -284,7 +360,7 @@ def markdown(findings: list[Finding], date: str, discrepancies: list | None = No
     order = {INCONSISTENT: 0, AMBIGUOUS: 1, CIRCULAR: 2, CONSISTENT: 3}
     papers = sorted({f.paper for f in findings if "+" not in f.paper})
     sections = [(p, [f for f in findings if f.paper == p]) for p in papers]
-    sections.append(("cross-paper", [f for f in findings if f.check == "cross_paper"]))
+    sections.append(("cross-paper", [f for f in findings if f.check.startswith("cross_paper")]))
     for title, items in sections:
         if not items:
             continue
