@@ -352,6 +352,10 @@ def markdown(findings: list[Finding], date: str, discrepancies: list | None = No
     counts = pd.Series([f.verdict for f in findings]).value_counts().to_dict() if findings else {}
     lines = ["# Audit of the papers' numbers", "", f"- generated: {date}",
              "- verdicts: " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())),
+             "- by check: " + "; ".join(
+                 f"{check}: " + ", ".join(f"{k} {v}" for k, v in sorted(group.value_counts().to_dict().items()))
+                 for check, group in pd.Series([f.verdict for f in findings], index=[f.check for f in findings],
+                                               dtype=object).groupby(level=0)) if findings else "- by check: none",
              "- checks: `claim` (a sentence of the paper against its tables), `ranking` (a sentence that ranks "
              "methods without a number, on each reasonable reading's comparison set; the rows that break it are "
              "listed), `internal` (a table's Δ row against its other rows), `cross_paper` (one cited result as "
