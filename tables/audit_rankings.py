@@ -10,14 +10,15 @@ A claims file `tables/claims/rankings/<paper>.yaml` is a list of
       readings:                       # one per reasonable reading of the sentence
         - reading: "every other row of the linear half"            # what the sentence is taken to mean
           conditions: "linear protocol; any backbone, data, modality"  # the paper's own conditions
-          relation: above             # above (default) | comparable
+          relation: above             # above (default) | most | comparable
           subject: [maclr_table2/linear/maclr_k400_r3d50_224]       # <spec>/<part>/<row>
           against: [maclr_table2/linear/*]                          # row ids may be globs
           exclude: [maclr_table2/linear/maclr_*]                    # optional, globs
           where: {frozen: "yes"}      # optional: labels / setting / reproduce values a row must have
           columns: [UCF, HMDB]        # optional: default every value column of the subject's part
           # relation comparable: `close` rows at most `margin` below the subject (or above it), every
-          # other row more than `margin` below it
+          # other row more than `margin` below it ("only X, Y and Z"; `only: false` leaves the others free)
+          # relation most: in every column, more than half of the rows against are below the subject
           # ties: true                # `above` counts a tie as not breaking (default: a tie breaks)
           groups: [...]               # optional: several such comparison sets, all must hold
 
@@ -38,8 +39,8 @@ import yaml
 from tables.audit_findings import AMBIGUOUS, CONSISTENT, INCONSISTENT, Finding, combine, fmt
 from tables.schema import ID_RE, PAPERS, Part, Row, Spec, SpecError
 
-RELATIONS = ("above", "comparable")
-GROUP_KEYS = {"subject", "against", "exclude", "where", "columns", "close", "margin", "ties", "relation"}
+RELATIONS = ("above", "most", "comparable")
+GROUP_KEYS = {"subject", "against", "exclude", "where", "columns", "close", "margin", "ties", "relation", "only"}
 READING_KEYS = GROUP_KEYS | {"reading", "conditions", "groups"}
 CLAIM_KEYS = {"id", "location", "quote", "readings", "note"}
 OUTCOME = {CONSISTENT: "holds", INCONSISTENT: "fails", AMBIGUOUS: "unresolved"}
@@ -56,6 +57,7 @@ class Group:
     close: list[str] = field(default_factory=list)
     margin: float = 0.0
     ties: bool = False
+    only: bool = True
 
 
 @dataclass
@@ -90,7 +92,8 @@ def _group(raw: dict, where: str) -> Group:
     return Group(subject=list(raw["subject"]), against=list(raw["against"]), relation=relation,
                  exclude=list(raw.get("exclude") or []), where=dict(raw.get("where") or {}),
                  columns=raw.get("columns"), close=list(raw.get("close") or []),
-                 margin=float(raw.get("margin", 0.0)), ties=bool(raw.get("ties", False)))
+                 margin=float(raw.get("margin", 0.0)), ties=bool(raw.get("ties", False)),
+                 only=bool(raw.get("only", True)))
 
 
 def load_rankings(path: str | Path) -> list[RankingClaim]:
@@ -184,6 +187,7 @@ def _check_group(specs: dict[str, Spec], g: Group, where: str) -> tuple[list[str
     breaks, unresolved, compared = [], [], 0
     for col in columns:
         for sref, spart, srow in subjects:
+            above_it, below_it = [], 0
             if col not in srow.cells:
                 raise SpecError(f"{where}: {sref} has no column {col!r}")
             s = srow.cells[col]
@@ -198,19 +202,27 @@ def _check_group(specs: dict[str, Spec], g: Group, where: str) -> tuple[list[str
                     unresolved.append(f"{bad}/{col} is illegible")
                     continue
                 compared += 1
-                if g.relation == "comparable":
+                if g.relation == "most":
+                    if a.value < s.value:
+                        below_it += 1
+                    else:
+                        above_it.append(f"{_name(aref, apart, arow)} {col} {fmt(a.value)}")
+                elif g.relation == "comparable":
                     # "only X, Y and Z are comparable": those within `margin` below the subject or above it,
                     # every other row more than `margin` below
                     near = a.value >= s.value - g.margin - 1e-9
                     if aref in close and not near:
                         breaks.append(f"{_name(aref, apart, arow)} {col} {fmt(a.value)} is more than {fmt(g.margin)} "
                                       f"below {fmt(s.value)}, yet named comparable")
-                    elif aref not in close and near:
+                    elif aref not in close and near and g.only:
                         breaks.append(f"{_name(aref, apart, arow)} {col} {fmt(a.value)} is within {fmt(g.margin)} of "
                                       f"{fmt(s.value)} or above, yet not named")
                 elif a.value > s.value or (a.value == s.value and not g.ties):
                     breaks.append(f"{_name(aref, apart, arow)} {col} {fmt(a.value)} {'>' if a.value > s.value else '='} "
                                   f"{fmt(s.value)} of {sref.rsplit('/', 1)[-1]}")
+            if g.relation == "most" and above_it and below_it <= len(above_it):
+                breaks.append(f"{col}: only {below_it} of {below_it + len(above_it)} rows below "
+                              f"{fmt(s.value)} of {sref.rsplit('/', 1)[-1]}; not below: " + ", ".join(above_it))
     if not compared and not unresolved:
         raise SpecError(f"{where}: the comparison set {g.subject} against {g.against} compares no pair of cells")
     return breaks, sorted(set(unresolved)), compared

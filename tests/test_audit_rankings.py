@@ -65,6 +65,10 @@ def findings(tmp_path):
                                                 close=["maclr_table2/a/near"], **K400)),
         _claim("comparable_missing_one", _reading("1 point", relation="comparable", margin=1.0,
                                                   close=["maclr_table2/a/big_data"], **ALL)),
+        _claim("most_holds", _reading("most", relation="most", **ALL)),
+        _claim("most_fails", _reading("most", relation="most", **dict(ALL, subject=["maclr_table2/a/small"]))),
+        _claim("comparable_not_only", _reading("near only", relation="comparable", margin=1.0, only=False,
+                                               close=["maclr_table2/a/near"], **ALL)),
     ]
     (tmp_path / "claims" / "rankings" / "maclr.yaml").write_text(yaml.safe_dump(claims, allow_unicode=True))
     return {f.id: f for f in audit(tmp_path / "specs", tmp_path / "claims") if f.check == "ranking"}
@@ -97,6 +101,16 @@ def test_comparable_names_rows_close_to_the_subject(findings):
     assert findings["only_near_comparable"].verdict == CONSISTENT
     f = findings["comparable_missing_one"]
     assert f.verdict == INCONSISTENT and "near (maclr_table2/a/near) UCF 89.5 is within 1 of 90 or above, yet not named" in f.arithmetic
+
+
+def test_most_holds_when_more_than_half_are_below(findings):
+    assert findings["most_holds"].verdict == CONSISTENT  # UCF: big_data above, 3 of 4 below; HMDB: 3 of 3 below
+    f = findings["most_fails"]
+    assert f.verdict == INCONSISTENT and "UCF: only 1 of 4 rows below 80 of small; not below: Ours (maclr_table2/a/ours) UCF 90" in f.arithmetic
+
+
+def test_comparable_without_only_leaves_the_other_rows_free(findings):
+    assert findings["comparable_not_only"].verdict == CONSISTENT  # big_data, 91 > 90, is not named and not held
 
 
 def test_bad_ranking_claims_are_named(tmp_path):
