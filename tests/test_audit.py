@@ -40,6 +40,20 @@ def test_cross_paper_setting_verdicts(data_regression):
     data_regression.check(verdicts)
 
 
+def test_readme_states_the_verdict_counts():
+    """The README's table of verdict counts per check is the audit's."""
+    section = (ROOT / "README.md").read_text().split("## Auditing", 1)[1].split("\n## ", 1)[0]
+    findings = audit(ROOT / "tables" / "specs", ROOT / "tables" / "claims")
+    assert f"({len(findings)} checks)" in section
+    for check in sorted({f.check for f in findings}):
+        row = next((line for line in section.splitlines() if line.startswith(f"| `{check}`")), None)
+        assert row, f"README has no row for check {check}"
+        stated = [int(x) if x.strip() else 0 for x in row.strip("|").split("|")[1:]]
+        counted = [sum(f.check == check and f.verdict == v for f in findings)
+                   for v in (CONSISTENT, INCONSISTENT, AMBIGUOUS, CIRCULAR)]
+        assert stated == counted, f"{check}: README says {stated}, the audit counts {counted}"
+
+
 def _write(tmp_path, specs: dict, claims: dict):
     (tmp_path / "specs").mkdir()
     (tmp_path / "claims").mkdir()
