@@ -105,6 +105,10 @@ def findings(tmp_path):
         _claim("two_readings", "by 8", ["maclr_table1/a/ours/UCF", "maclr_table1/a/other/UCF", "maclr_table1/a/base/UCF"], 8.1,
                "c[0] - c[1]", alternatives=["c[0] - c[2]"]),
         _claim("order", "ours is best", ["maclr_table1/a/ours/UCF", "maclr_table1/a/other/UCF"], True, "c[0] > c[1]", kind="order"),
+        _claim("order_fails", "other is best", ["maclr_table1/a/other/UCF", "maclr_table1/a/ours/UCF"], True,
+               "c[0] > max(c[1:])", kind="max"),
+        _claim("order_two_readings", "other is close", ["maclr_table1/a/other/UCF", "maclr_table1/a/ours/UCF"], True,
+               "c[0] > c[1]", kind="order", alternatives=["c[0] > c[1] - 10"]),
     ]
     specs_dir, claims_dir = _write(tmp_path, {"maclr_table1": _spec("maclr", rows), "mcl_table1": _spec("mcl", other)},
                                    {"maclr": claims})
@@ -119,6 +123,15 @@ def test_claim_verdicts(findings):
     assert findings["illegible"].verdict == AMBIGUOUS
     assert findings["two_readings"].verdict == AMBIGUOUS
     assert findings["order"].verdict == CONSISTENT
+
+
+def test_failing_orderings_name_the_cells_that_break_them(findings):
+    """An ordering claim inconsistent under its only reading names the breaking cell; one whose
+    readings disagree is ambiguous and names what breaks the failing reading."""
+    f = findings["order_fails"]
+    assert f.verdict == INCONSISTENT and "reading 1 broken by: ours/UCF 78.1 vs other/UCF 70" in f.arithmetic
+    f = findings["order_two_readings"]
+    assert f.verdict == AMBIGUOUS and "reading 1 broken by: 70 > 78.1 is false (other/UCF 70, ours/UCF 78.1)" in f.arithmetic
 
 
 def test_internal_delta_rows(findings):
