@@ -10,9 +10,15 @@ ROOT = Path(__file__).resolve().parent.parent
 OWN = ("maclr", "hcml")
 
 
-def test_maclr_hcml_verdicts(data_regression):
+@pytest.fixture(scope="module")
+def suite_findings():
+    """The audit of the suite's own specs and claims, run once for the tests that read it."""
+    return audit(ROOT / "tables" / "specs", ROOT / "tables" / "claims")
+
+
+def test_maclr_hcml_verdicts(data_regression, suite_findings):
     """A transcription change that flips a verdict of MaCLR's or HCML's checks shows up here."""
-    findings = audit(ROOT / "tables" / "specs", ROOT / "tables" / "claims")
+    findings = suite_findings
     verdicts = {}
     for f in findings:
         papers = f.paper.split("+")
@@ -23,27 +29,27 @@ def test_maclr_hcml_verdicts(data_regression):
     data_regression.check(verdicts)
 
 
-def test_cmd_mcl_ctrlaug_claim_verdicts(data_regression):
+def test_cmd_mcl_ctrlaug_claim_verdicts(data_regression, suite_findings):
     """The claim, ranking and Δ-row verdicts of the other three papers (cross-paper pairs excluded)."""
-    findings = audit(ROOT / "tables" / "specs", ROOT / "tables" / "claims")
+    findings = suite_findings
     verdicts = {f"{f.check}:{f.paper}:{f.id}": f.verdict for f in findings
                 if f.paper in ("cmd", "mcl", "ctrlaug") and f.check in ("claim", "ranking", "internal")}
     assert verdicts
     data_regression.check(verdicts)
 
 
-def test_cross_paper_setting_verdicts(data_regression):
+def test_cross_paper_setting_verdicts(data_regression, suite_findings):
     """Every pair of quotes of one cited result whose printed settings differ, across the five papers."""
-    findings = audit(ROOT / "tables" / "specs", ROOT / "tables" / "claims")
+    findings = suite_findings
     verdicts = {f"{f.paper}:{f.id}:{f.location}": f.verdict for f in findings if f.check == "cross_paper_setting"}
     assert verdicts
     data_regression.check(verdicts)
 
 
-def test_readme_states_the_verdict_counts():
+def test_readme_states_the_verdict_counts(suite_findings):
     """The README's table of verdict counts per check is the audit's."""
     section = (ROOT / "README.md").read_text().split("## Auditing", 1)[1].split("\n## ", 1)[0]
-    findings = audit(ROOT / "tables" / "specs", ROOT / "tables" / "claims")
+    findings = suite_findings
     assert f"({len(findings)} checks)" in section
     for check in sorted({f.check for f in findings}):
         row = next((line for line in section.splitlines() if line.startswith(f"| `{check}`")), None)
