@@ -8,13 +8,17 @@ It reads every spec and claims file present and reports; it never changes a pape
 `--discrepancies`, the register of differences between each paper and its authors' code
 (tables/discrepancies.py) is validated against the specs and the config files and rendered as the
 report's "Paper versus code" section.
-Verdicts: `consistent`, `inconsistent`, `ambiguous` (a cell is illegible or not reported, or the
-sentence has readings with different verdicts), `used for reconstruction` (the claim's quote is the
-one a cell was reconstructed from: circular, not evidence).
+Sentences that rank methods without a number are read from tables/claims/rankings/
+(tables/audit_rankings.py).
+Verdicts: `consistent`, `inconsistent` (under every reasonable reading), `ambiguous` (a cell is
+illegible or not reported, or the sentence has readings with different verdicts, each shown), `used
+for reconstruction` (the claim's quote is the one a cell was reconstructed from: circular, not
+evidence).
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import datetime
 import itertools
 import re
@@ -27,38 +31,14 @@ import pandas as pd
 from core import io
 from core.errors import SuiteError
 from tables import discrepancies as register
+from tables.audit_findings import (AMBIGUOUS, CIRCULAR, CONSISTENT, CSV_COLUMNS, INCONSISTENT, ROUNDING_TOLERANCE,
+                                   Finding, fmt as _fmt)
+from tables.audit_rankings import ranking_checks
 from tables.schema import Claim, Spec, SpecError, load_all_specs, load_claims, resolve_ref, safe_eval
-
-CONSISTENT, INCONSISTENT, AMBIGUOUS, CIRCULAR = "consistent", "inconsistent", "ambiguous", "used for reconstruction"
-# A Δ row printed with one decimal agrees with its operands when within rounding.
-ROUNDING_TOLERANCE = 0.051
-CSV_COLUMNS = ["paper", "check", "id", "location", "quote", "cells", "computed", "stated", "verdict", "arithmetic"]
-
-
-@dataclass
-class Finding:
-    paper: str
-    check: str          # claim | internal | cross_paper
-    id: str
-    location: str
-    quote: str
-    cells: str
-    computed: str
-    stated: str
-    verdict: str
-    arithmetic: str
 
 
 def _squash(text: str) -> str:
     return re.sub(r"\s+", " ", str(text or "")).strip()
-
-
-def _fmt(x) -> str:
-    if isinstance(x, bool) or x is None:
-        return str(x)
-    if isinstance(x, float):
-        return f"{x:.4g}" if abs(x) < 1000 else f"{x:.1f}"
-    return str(x)
 
 
 def _substitute(expression: str, values: list) -> str:
@@ -74,6 +54,79 @@ def _verdict(computed, stated, tolerance: float) -> str:
         ok = len(stated) == len(computed) and all(abs(a - b) <= tolerance + 1e-9 for a, b in zip(computed, stated))
         return CONSISTENT if ok else INCONSISTENT
     return CONSISTENT if computed == stated else INCONSISTENT
+
+
+_OPS = {ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b, ast.Lt: lambda a, b: a < b,
+        ast.LtE: lambda a, b: a <= b, ast.Eq: lambda a, b: a == b}
+_SYMBOL = {ast.Gt: ">", ast.GtE: ">=", ast.Lt: "<", ast.LtE: "<=", ast.Eq: "=="}
+
+
+def _indices(node: ast.AST, n: int) -> list[int] | None:
+    """The cell indices a `c[i]`, `c[a:b]` or `c` node stands for (None for anything else)."""
+    if isinstance(node, ast.Name) and node.id == "c":
+        return list(range(n))
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == "c":
+        if isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, int):
+            return [node.slice.value]
+        if isinstance(node.slice, ast.Slice) and node.slice.step is None:
+            lo = node.slice.lower.value if isinstance(node.slice.lower, ast.Constant) else 0
+            hi = node.slice.upper.value if isinstance(node.slice.upper, ast.Constant) else n
+            return list(range(n))[lo:hi]
+    return None
+
+
+def _aggregate(node: ast.AST, n: int) -> tuple[str, list[int]] | None:
+    """('max' | 'min', cell indices) for `max(c[1:])`, `min(c[0], c[1])`, ...; None otherwise."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("max", "min"):
+        idx = [_indices(a, n) for a in node.args]
+        if all(i is not None for i in idx):
+            return node.func.id, [j for i in idx for j in i]
+    return None
+
+
+def breaking_cells(expression: str, refs: list[str], values: list, where: str) -> list[str]:
+    """The comparisons of an ordering expression that fail, naming the cells that break it.
+
+    A conjunction is split into its terms, a chain `a < b < c` into its links; a term comparing one
+    cell with the max (min) of others names each of those others that is not below (above) it."""
+    n = len(values)
+    short = [ref.split("/", 2)[-1] for ref in refs]
+    tree = ast.parse(expression, mode="eval").body
+    terms = tree.values if isinstance(tree, ast.BoolOp) and isinstance(tree.op, ast.And) else [tree]
+    out = []
+    for term in terms:
+        links = [(l, op, r) for l, op, r in zip([term.left, *term.comparators], term.ops, term.comparators)
+                 ] if isinstance(term, ast.Compare) and all(type(o) in _OPS for o in term.ops) else None
+        if links is None:
+            if not safe_eval(ast.unparse(term), {"c": values}, where):
+                out.append(f"{_substitute(ast.unparse(term), values)} is false")
+            continue
+        for left, op, right in links:
+            # "x above all of them": x > max(...), max(...) < x; "all of them above x": min(...) > x, x < min(...)
+            flipped = type(op) in (ast.Lt, ast.LtE)
+            single, agg = (right, _aggregate(left, n)) if flipped else (left, _aggregate(right, n))
+            if agg is None or agg[0] != "max":
+                single, agg = (left, _aggregate(right, n)) if flipped else (right, _aggregate(left, n))
+                if agg is not None and agg[0] != "min":
+                    agg = None
+            if agg is not None and _indices(single, n) and len(_indices(single, n)) == 1 and type(op) != ast.Eq or (
+                    agg is not None and agg[0] == "max" and type(op) == ast.Eq):
+                i = _indices(single, n)[0]
+                x = values[i]
+                strict = type(op) in (ast.Gt, ast.Lt)
+                for j in agg[1]:
+                    if j == i:
+                        continue
+                    beaten = values[j] < x if agg[0] == "max" else values[j] > x
+                    if not (beaten or (not strict and values[j] == x)):
+                        out.append(f"{short[j]} {_fmt(values[j])} vs {short[i]} {_fmt(x)}")
+                continue
+            text = f"{ast.unparse(left)} {_SYMBOL[type(op)]} {ast.unparse(right)}"
+            if not safe_eval(text, {"c": values}, where):
+                idx = sorted({k for side in (left, right) for k in (_indices(side, n) or [])})
+                named = ", ".join(f"{short[k]} {_fmt(values[k])}" for k in idx)
+                out.append(f"{_substitute(text, values)} is false" + (f" ({named})" if named else ""))
+    return out
 
 
 def check_claim(claim: Claim, specs: dict[str, Spec]) -> Finding:
@@ -99,6 +152,10 @@ def check_claim(claim: Claim, specs: dict[str, Spec]) -> Finding:
             computed = round(computed, 6)
         results.append((expr, computed, _verdict(computed, claim.stated, claim.tolerance)))
     arithmetic = " | ".join(f"{_substitute(e, values)} = {_fmt(v)}" for e, v, _ in results)
+    if claim.stated is True:
+        broken = [(k, breaking_cells(e, claim.cells, values, where)) for k, (e, v, _) in enumerate(results, 1)
+                  if v is not True]
+        arithmetic += "".join(f"; reading {k} broken by: " + "; ".join(b) for k, b in broken if b)
     verdicts = {v for _, _, v in results}
     verdict = verdicts.pop() if len(verdicts) == 1 else AMBIGUOUS
     if verdict == AMBIGUOUS:
@@ -137,6 +194,13 @@ def internal_checks(spec: Spec) -> list[Finding]:
     return out
 
 
+# Label columns that print a row's input modality (MaCLR's "Modality", Controllable Augmentations' "Mod."),
+# with the same letters: V visual, A audio, T text, F flow.
+MODALITY_LABELS = ("modality", "mod")
+SETTING_NAMES = {"pretrain": "pretraining data", "backbone": "backbone", "input": "input size",
+                 "protocol": "protocol (frozen or fine-tuned)", "modality": "modality"}
+
+
 @dataclass
 class Quote:
     paper: str
@@ -146,6 +210,7 @@ class Quote:
     metric: str
     setting: dict
     value: float
+    labels: dict
 
 
 def _quotes(specs: dict[str, Spec]) -> list[Quote]:
@@ -168,29 +233,97 @@ def _quotes(specs: dict[str, Spec]) -> list[Quote]:
                 continue
             if col.protocol:
                 setting["protocol"] = col.protocol
+            for name in MODALITY_LABELS:
+                if row.labels.get(name):
+                    setting["modality"] = re.sub(r"\s+", "", str(row.labels[name])).upper()
             out.append(Quote(spec.paper, f"{spec.key}/{part.id}/{row.id}/{col.name}", work, ev or col.eval,
-                             col.metric, setting, cell.value))
+                             col.metric, setting, cell.value, dict(row.labels)))
     return out
 
 
+# Label columns that print a row's backbone.
+BACKBONE_LABELS = ("arch", "architecture", "network", "backbone")
+
+
+def _printed(q: Quote, key: str) -> str:
+    """A setting as the row prints it, in one spelling: the backbone label ("R(2+1)D-18" -> r2plus1d18)
+    where the table prints one, the input's spatial size ("32x8x224^2", "16x112x112", "224^2" -> 224)."""
+    value = str(q.setting[key])
+    if key == "backbone":
+        label = next((q.labels[n] for n in BACKBONE_LABELS if q.labels.get(n)), None)
+        value = re.sub(r"[^a-z0-9]", "", str(label).lower().replace("(2+1)", "2plus1")) if label else value
+    if key == "input":
+        side = re.search(r"(\d+)(?:\^2|x\1)?\s*$", value)
+        value = side.group(1) if side else value
+    return value
+
+
+def _agree(x: str, y: str) -> bool:
+    """Equal, or one only leaves out the other's depth or subset number (r3d vs r3d34, yt8m vs yt8m_1)."""
+    short, long = sorted((x, y), key=len)
+    return long.startswith(short) and re.fullmatch(r"_?\d*", long[len(short):]) is not None
+
+
+def _conflicts(a: Quote, b: Quote) -> list[str]:
+    """The setting keys both quotes print and print differently."""
+    return sorted(k for k in set(a.setting) & set(b.setting) if not _agree(_printed(a, k), _printed(b, k)))
+
+
+def _comparable(a: Quote, b: Quote) -> bool:
+    """A paper's own number against another paper's quote of it counts only under the same protocol."""
+    return not ((a.paper == a.work or b.paper == b.work) and not ("protocol" in a.setting and "protocol" in b.setting))
+
+
+def _setting_finding(a: Quote, b: Quote, conflicts: list[str], partnered: set[str]) -> Finding | None:
+    """Two papers' quotes of one work on one evaluation whose printed settings differ.
+
+    The same number under two settings is one result labelled two ways (`inconsistent`). Different
+    numbers under settings that differ in anything but the protocol and pretraining data, where
+    neither quote has a counterpart in the other paper (same setting, or same number), are the only
+    possible pairing: two runs of the work or one label misprinted (`ambiguous`). Otherwise they are
+    two different results of the work."""
+    same_number = abs(a.value - b.value) <= ROUNDING_TOLERANCE
+    if not same_number and ({"protocol", "pretrain"} & set(conflicts) or a.ref in partnered or b.ref in partnered):
+        return None
+    verdict = INCONSISTENT if same_number else AMBIGUOUS
+    differs = "; ".join(f"{SETTING_NAMES.get(k, k)}: {a.paper} {_printed(a, k)}, {b.paper} {_printed(b, k)}" for k in conflicts)
+    printed = " vs ".join(f"{q.paper} prints {_fmt(q.value)} as " + ", ".join(f"{k}={v}" for k, v in q.labels.items())
+                          for q in (a, b))
+    why = ("the same number under two printed settings" if same_number else
+           "different numbers and settings, and no same-setting quote in either paper: two runs, or one label misprinted")
+    return Finding(paper=f"{a.paper}+{b.paper}", check="cross_paper_setting", id=f"{a.work}/{a.eval}/{a.metric}",
+                   location=f"{a.ref} vs {b.ref}", quote=f"{a.work} on {a.eval} ({a.metric}): {differs}",
+                   cells=f"{a.ref}; {b.ref}", computed=_fmt(a.value), stated=_fmt(b.value), verdict=verdict,
+                   arithmetic=f"{why}. {printed}")
+
+
 def cross_paper_checks(specs: dict[str, Spec]) -> list[Finding]:
-    """The same work, dataset, metric and setting reported by two papers: do the numbers agree?"""
+    """One cited work on one evaluation and metric, as two papers print it.
+
+    Quotes whose printed settings agree (where both give them) are compared on their numbers
+    (`cross_paper`). Quotes whose settings differ are compared on the setting (`cross_paper_setting`,
+    see _setting_finding): a result quoted with two different settings is a finding of its own."""
     groups: dict[tuple, list[Quote]] = {}
     for q in _quotes(specs):
         groups.setdefault((q.work, q.eval, q.metric), []).append(q)
     out = []
     for (work, ev, metric), quotes in sorted(groups.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
-        for a, b in itertools.combinations(quotes, 2):
-            if a.paper == b.paper:
+        pairs = [(a, b) for a, b in itertools.combinations(quotes, 2) if a.paper != b.paper and _comparable(a, b)]
+        # a quote with a counterpart in the other paper (same setting or same number): its other
+        # pairings there are other results of the work
+        partnered = {(q.ref, other.paper) for a, b in pairs
+                     if not _conflicts(a, b) or abs(a.value - b.value) <= ROUNDING_TOLERANCE
+                     for q, other in ((a, b), (b, a))}
+        for a, b in pairs:
+            conflicts = _conflicts(a, b)
+            if conflicts:
+                found = _setting_finding(a, b, conflicts, {r for r, p in partnered if p in (a.paper, b.paper)
+                                                           and r in (a.ref, b.ref)})
+                if found:
+                    out.append(found)
                 continue
             shared = set(a.setting) & set(b.setting)
-            if any(a.setting[k] != b.setting[k] for k in shared):
-                continue
-            if a.paper == work or b.paper == work:
-                # a paper's own number against another paper's quote of it: only the same protocol counts
-                if "protocol" not in shared:
-                    continue
-            verdict = CONSISTENT if abs(a.value - b.value) <= 0.051 else INCONSISTENT
+            verdict = CONSISTENT if abs(a.value - b.value) <= ROUNDING_TOLERANCE else INCONSISTENT
             setting = ", ".join(f"{k}={a.setting[k]}" for k in sorted(shared))
             if verdict == INCONSISTENT and "backbone" not in shared:
                 verdict = AMBIGUOUS  # the numbers differ, but one paper does not say which backbone it quotes
@@ -210,6 +343,7 @@ def audit(specs_dir, claims_dir) -> list[Finding]:
         findings += [check_claim(c, specs) for c in load_claims(path)]
     for spec in specs.values():
         findings += internal_checks(spec)
+    findings += ranking_checks(claims_dir, specs)
     findings += cross_paper_checks(specs)
     return findings
 
@@ -218,13 +352,19 @@ def markdown(findings: list[Finding], date: str, discrepancies: list | None = No
     counts = pd.Series([f.verdict for f in findings]).value_counts().to_dict() if findings else {}
     lines = ["# Audit of the papers' numbers", "", f"- generated: {date}",
              "- verdicts: " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())),
-             "- checks: `claim` (a sentence of the paper against its tables), `internal` (a table's Δ row "
-             "against its other rows), `cross_paper` (one cited result as printed by two papers).",
+             "- by check: " + "; ".join(
+                 f"{check}: " + ", ".join(f"{k} {v}" for k, v in sorted(group.value_counts().to_dict().items()))
+                 for check, group in pd.Series([f.verdict for f in findings], index=[f.check for f in findings],
+                                               dtype=object).groupby(level=0)) if findings else "- by check: none",
+             "- checks: `claim` (a sentence of the paper against its tables), `ranking` (a sentence that ranks "
+             "methods without a number, on each reasonable reading's comparison set; the rows that break it are "
+             "listed), `internal` (a table's Δ row against its other rows), `cross_paper` (one cited result as "
+             "printed by two papers), `cross_paper_setting` (the setting two papers print for one cited result).",
              "- paper numbers are as transcribed in tables/specs; this report never changes them.", ""]
     order = {INCONSISTENT: 0, AMBIGUOUS: 1, CIRCULAR: 2, CONSISTENT: 3}
     papers = sorted({f.paper for f in findings if "+" not in f.paper})
     sections = [(p, [f for f in findings if f.paper == p]) for p in papers]
-    sections.append(("cross-paper", [f for f in findings if f.check == "cross_paper"]))
+    sections.append(("cross-paper", [f for f in findings if f.check.startswith("cross_paper")]))
     for title, items in sections:
         if not items:
             continue

@@ -92,6 +92,7 @@ rule audit:
     input:
         specs=sorted(str(p) for p in _Path("tables/specs").glob("*.yaml")),
         claims=sorted(str(p) for p in _Path("tables/claims").glob("*.yaml")),
+        rankings=sorted(str(p) for p in _Path("tables/claims/rankings").glob("*.yaml")),
         discrepancies="tables/discrepancies.yaml",
         switched_configs=_switched_configs("tables/discrepancies.yaml"),
     output:

@@ -10,16 +10,54 @@ ROOT = Path(__file__).resolve().parent.parent
 OWN = ("maclr", "hcml")
 
 
-def test_maclr_hcml_verdicts(data_regression):
+@pytest.fixture(scope="module")
+def suite_findings():
+    """The audit of the suite's own specs and claims, run once for the tests that read it."""
+    return audit(ROOT / "tables" / "specs", ROOT / "tables" / "claims")
+
+
+def test_maclr_hcml_verdicts(data_regression, suite_findings):
     """A transcription change that flips a verdict of MaCLR's or HCML's checks shows up here."""
-    findings = audit(ROOT / "tables" / "specs", ROOT / "tables" / "claims")
+    findings = suite_findings
     verdicts = {}
     for f in findings:
         papers = f.paper.split("+")
         if all(p in OWN for p in papers):
-            verdicts[f"{f.check}:{f.paper}:{f.id}:{f.location}" if f.check == "cross_paper" else f"{f.check}:{f.id}"] = f.verdict
+            verdicts[f"{f.check}:{f.paper}:{f.id}:{f.location}" if f.check.startswith("cross_paper")
+                     else f"{f.check}:{f.id}"] = f.verdict
     assert verdicts
     data_regression.check(verdicts)
+
+
+def test_cmd_mcl_ctrlaug_claim_verdicts(data_regression, suite_findings):
+    """The claim, ranking and Δ-row verdicts of the other three papers (cross-paper pairs excluded)."""
+    findings = suite_findings
+    verdicts = {f"{f.check}:{f.paper}:{f.id}": f.verdict for f in findings
+                if f.paper in ("cmd", "mcl", "ctrlaug") and f.check in ("claim", "ranking", "internal")}
+    assert verdicts
+    data_regression.check(verdicts)
+
+
+def test_cross_paper_setting_verdicts(data_regression, suite_findings):
+    """Every pair of quotes of one cited result whose printed settings differ, across the five papers."""
+    findings = suite_findings
+    verdicts = {f"{f.paper}:{f.id}:{f.location}": f.verdict for f in findings if f.check == "cross_paper_setting"}
+    assert verdicts
+    data_regression.check(verdicts)
+
+
+def test_readme_states_the_verdict_counts(suite_findings):
+    """The README's table of verdict counts per check is the audit's."""
+    section = (ROOT / "README.md").read_text().split("## Auditing", 1)[1].split("\n## ", 1)[0]
+    findings = suite_findings
+    assert f"({len(findings)} checks)" in section
+    for check in sorted({f.check for f in findings}):
+        row = next((line for line in section.splitlines() if line.startswith(f"| `{check}`")), None)
+        assert row, f"README has no row for check {check}"
+        stated = [int(x) if x.strip() else 0 for x in row.strip("|").split("|")[1:]]
+        counted = [sum(f.check == check and f.verdict == v for f in findings)
+                   for v in (CONSISTENT, INCONSISTENT, AMBIGUOUS, CIRCULAR)]
+        assert stated == counted, f"{check}: README says {stated}, the audit counts {counted}"
 
 
 def _write(tmp_path, specs: dict, claims: dict):
@@ -73,6 +111,10 @@ def findings(tmp_path):
         _claim("two_readings", "by 8", ["maclr_table1/a/ours/UCF", "maclr_table1/a/other/UCF", "maclr_table1/a/base/UCF"], 8.1,
                "c[0] - c[1]", alternatives=["c[0] - c[2]"]),
         _claim("order", "ours is best", ["maclr_table1/a/ours/UCF", "maclr_table1/a/other/UCF"], True, "c[0] > c[1]", kind="order"),
+        _claim("order_fails", "other is best", ["maclr_table1/a/other/UCF", "maclr_table1/a/ours/UCF"], True,
+               "c[0] > max(c[1:])", kind="max"),
+        _claim("order_two_readings", "other is close", ["maclr_table1/a/other/UCF", "maclr_table1/a/ours/UCF"], True,
+               "c[0] > c[1]", kind="order", alternatives=["c[0] > c[1] - 10"]),
     ]
     specs_dir, claims_dir = _write(tmp_path, {"maclr_table1": _spec("maclr", rows), "mcl_table1": _spec("mcl", other)},
                                    {"maclr": claims})
@@ -89,6 +131,15 @@ def test_claim_verdicts(findings):
     assert findings["order"].verdict == CONSISTENT
 
 
+def test_failing_orderings_name_the_cells_that_break_them(findings):
+    """An ordering claim inconsistent under its only reading names the breaking cell; one whose
+    readings disagree is ambiguous and names what breaks the failing reading."""
+    f = findings["order_fails"]
+    assert f.verdict == INCONSISTENT and "reading 1 broken by: ours/UCF 78.1 vs other/UCF 70" in f.arithmetic
+    f = findings["order_two_readings"]
+    assert f.verdict == AMBIGUOUS and "reading 1 broken by: 70 > 78.1 is false (other/UCF 70, ours/UCF 78.1)" in f.arithmetic
+
+
 def test_internal_delta_rows(findings):
     assert findings["maclr_table1/a/delta_ok/UCF"].verdict == CONSISTENT
     assert findings["maclr_table1/a/delta_bad/UCF"].verdict == INCONSISTENT
@@ -98,6 +149,53 @@ def test_cross_paper_same_setting_only(findings):
     cross = [f for f in findings.values() if f.check == "cross_paper"]
     assert len(cross) == 1, [f.location for f in cross]  # the finetune quote is another setting
     assert cross[0].verdict == INCONSISTENT and "74.5" in cross[0].arithmetic and "70.2" in cross[0].arithmetic
+
+
+def _quoted(rid, ucf, labels, setting):
+    return {"id": rid, "labels": {"m": rid, **labels}, "cells": {"UCF": ucf}, "quoted": "[1]", "work": "memdpc",
+            "setting": setting}
+
+
+def _labelled_spec(paper, rows):
+    spec = _spec(paper, rows)
+    spec["parts"][0]["label_columns"] = ["m", "arch", "mod"]
+    return spec
+
+
+def test_cross_paper_settings(tmp_path):
+    """One cited result quoted with two printed settings: the same number under two backbones or
+    modalities is inconsistent; different numbers whose only possible pairing differs in backbone
+    are ambiguous; another pretraining set or protocol is another result; spellings agree."""
+    k400 = {"pretrain": "k400", "protocol": "finetune"}
+    a = [_quoted("same_num", 78.1, {"arch": "R3D-34", "mod": "V"}, {**k400, "backbone": "r3d34"}),
+         _quoted("flow", 74.5, {"arch": "S3D", "mod": "V+F"}, {**k400, "backbone": "s3d", "protocol": "linear"}),
+         _quoted("only_pair", 86.1, {"arch": "R3D-18", "mod": "V"}, {**k400, "backbone": "r3d18", "input": "16x112x112",
+                                                                   "protocol": "svm"}),
+         _quoted("spelled", 60.0, {"arch": "R(2+1)D-18", "mod": "V"}, {**k400, "backbone": "r2plus1d18", "input": "112^2",
+                                                                     "protocol": "knn"}),
+         _quoted("ucf_pre", 50.0, {"arch": "R3D-34", "mod": "V"}, {**k400, "backbone": "r3d34", "pretrain": "ucf101_split1"})]
+    b = [_quoted("same_num", 78.1, {"arch": "R-2D3D-34", "mod": "V"}, {**k400, "backbone": "r2d3d34"}),
+         _quoted("flow", 74.5, {"arch": "S3D", "mod": "V"}, {**k400, "backbone": "s3d", "protocol": "linear"}),
+         _quoted("only_pair", 80.0, {"arch": "S3D-G", "mod": "V"}, {**k400, "backbone": "s3dg", "input": "224^2",
+                                                                  "protocol": "svm"}),
+         _quoted("spelled", 61.0, {"arch": "R(2+1)D", "mod": "V"}, {**k400, "backbone": "r2plus1d_r50",
+                                                                  "input": "8x8x112^2", "protocol": "knn"})]
+    specs_dir, claims_dir = _write(tmp_path, {"ctrlaug_table1": _labelled_spec("ctrlaug", a),
+                                              "maclr_table1": _labelled_spec("maclr", b)}, {})
+    found = {(f.check, f.location.split(" vs ")[0].split("/")[2], f.location.split(" vs ")[1].split("/")[2]): f
+             for f in audit(specs_dir, claims_dir) if f.check.startswith("cross_paper")}
+    same = found[("cross_paper_setting", "same_num", "same_num")]
+    assert same.verdict == INCONSISTENT and "backbone: ctrlaug r3d34, maclr r2d3d34" in same.quote
+    assert "the same number under two printed settings" in same.arithmetic and "arch=R-2D3D-34" in same.arithmetic
+    flow = found[("cross_paper_setting", "flow", "flow")]
+    assert flow.verdict == INCONSISTENT and "modality: ctrlaug V+F, maclr V" in flow.quote
+    only = found[("cross_paper_setting", "only_pair", "only_pair")]
+    assert only.verdict == AMBIGUOUS and "input size: ctrlaug 112, maclr 224" in only.quote
+    # printed "R(2+1)D" leaves out the depth of "R(2+1)D-18"; 112^2 is 16x112x112's frame size: same setting
+    assert found[("cross_paper", "spelled", "spelled")].verdict == INCONSISTENT
+    # UCF101 pretraining is another result of the work: not paired with the K400 rows on its setting
+    assert not [k for k in found if "ucf_pre" in k]
+    assert len(found) == 4, sorted(found)
 
 
 def test_cli_writes_reports_and_names_bad_files(tmp_path, capsys):

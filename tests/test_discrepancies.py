@@ -1,6 +1,7 @@
 """The paper-versus-code register (tables/discrepancies.yaml): its schema, its links to the table
 specs, the config files and the papers, and its section of the audit report."""
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,24 @@ def test_audit_report_carries_the_register(tmp_path, monkeypatch):
 def test_readme_states_the_count():
     readme = (ROOT / "README.md").read_text()
     assert f"{len(RAW)} entries" in readme.split("## Auditing", 1)[1].split("\n## ", 1)[0]
+
+
+MIRRORS = ROOT.parents[1] / ".mirror"  # bare clones of the authors' repositories, where present
+COMMITS = dict(re.findall(r"^#\s+(\S+/\S+)\s.*?([0-9a-f]{40})$", REGISTER.read_text(), flags=re.M))
+
+
+@pytest.mark.parametrize("entry", [e for e in RAW if e["verified"]], ids=[e["id"] for e in RAW if e["verified"]])
+def test_verified_entries_name_a_file_and_line_that_exist(entry):
+    """A verified entry cites its file and line (`l. <n>`); the file exists in the authors' repository
+    at the commit the register's header names, and is at least as long as the first cited line."""
+    code = entry["code"]
+    lines = [int(n) for n in re.findall(r"\bl\. ?(\d+)", code["where"])]
+    assert lines, f"{entry['id']}: code.where names no line (l. <n>): {code['where']!r}"
+    assert code["repo"] in COMMITS, f"{entry['id']}: the header names no commit for {code['repo']}"
+    git_dir = MIRRORS / code["repo"].replace("/", "+") / "repo"
+    if not git_dir.is_dir():
+        pytest.skip(f"no mirror of {code['repo']} at {git_dir}")
+    shown = subprocess.run(["git", "--git-dir", str(git_dir), "show", f"{COMMITS[code['repo']]}:{code['file']}"],
+                           capture_output=True, text=True)
+    assert shown.returncode == 0, f"{entry['id']}: {code['file']} not at {COMMITS[code['repo']]}: {shown.stderr}"
+    assert len(shown.stdout.splitlines()) >= lines[0], f"{entry['id']}: {code['file']} is shorter than l. {lines[0]}"
