@@ -21,6 +21,7 @@ import pandas as pd
 from core import io
 from core.config import load_scale, method_config
 from core.errors import MetricsError, SuiteError
+from methods.training.registry import method_class
 from protocols.cli import protocol_settings, recipe_owner
 from tables.metrics import read_metrics
 from tables.runs import COMPUTE_CSV, ROOT, CellRun, cell_runs, compute_value, has_compute_cells, read_compute_csv
@@ -151,6 +152,19 @@ def _clips(cfg) -> list[dict]:
         c for key, value in cfg.items() if key != "clip" for c in _clips(value)]
 
 
+def paper_clips(run: CellRun) -> list[dict]:
+    """The clip the paper evaluates the cell's run at: the full-scale transfer clip with the
+    variant's evaluation clip for the cell's dataset over it (MaCLR's 32x8 on UCF101), or, for a
+    method whose config nests its clips differently, every clip of its full-scale config."""
+    cfg = method_config(run.method, FULL_SCALE, run.variant)
+    cls = method_class(run.method)
+    try:
+        base = cls.transfer_settings(cfg)["clip"]
+    except KeyError:
+        return _clips(cfg)
+    return [{**base, **(cls.evaluation_clip(cfg, run.eval or "") or {})}]
+
+
 def deviations(data: dict, run: CellRun) -> list[str]:
     """How a metrics file's run differs from the paper's stated protocol: its test views against
     the full-scale profile's (the papers' settings), its clip against every clip of the method's
@@ -161,9 +175,7 @@ def deviations(data: dict, run: CellRun) -> list[str]:
         views = f"{paper['temporal_views']}x{paper['spatial_views']}"
         if data.get("views") != views:
             out.append(f"views {data.get('views')}, paper {views}")
-        cfg = method_config(run.method, FULL_SCALE, run.variant)
-        # A baseline with no pretraining (methods/random_init) reads the clip of the method it is compared with.
-        clips = _clips(method_config(cfg["input_from"], FULL_SCALE) if cfg.get("input_from") else cfg)
+        clips = paper_clips(run)
     except (SuiteError, KeyError, OSError):
         clips = []
     clip = data.get("clip")

@@ -30,12 +30,16 @@ class RandomInit(PretrainMethod):
 
     def __init__(self, cfg: dict):
         super().__init__(cfg)
-        self.input = compared_input(cfg)
+        self.input = self.transfer_settings(cfg)
         self.backbone = build_backbone(cfg["backbone"], width_multiplier=self.input["width_multiplier"], in_channels=3)
 
     @staticmethod
     def pretrain_inputs(cfg: dict) -> list[str]:
         return []
+
+    @staticmethod
+    def transfer_settings(cfg: dict) -> dict:
+        return compared_input(cfg)
 
     @staticmethod
     def evaluation_clip(cfg: dict, evaluation_set: str) -> dict | None:
