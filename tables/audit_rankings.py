@@ -16,6 +16,9 @@ A claims file `tables/claims/rankings/<paper>.yaml` is a list of
           exclude: [maclr_table2/linear/maclr_*]                    # optional, globs
           where: {frozen: "yes"}      # optional: labels / setting / reproduce values a row must have
           columns: [UCF, HMDB]        # optional: default every value column of the subject's part
+          # against_column: reconstruction  # optional: compare the rows against in this column, not the same
+          #                                 # one (a row under two settings: "contrastive beats reconstruction")
+          # margin: 1.0                # `above` with a margin: every row more than `margin` below the subject
           # relation comparable: `close` rows at most `margin` below the subject (or above it), every
           # other row more than `margin` below it ("only X, Y and Z"; `only: false` leaves the others free)
           # relation most: in every column, more than half of the rows against are below the subject
@@ -23,10 +26,11 @@ A claims file `tables/claims/rankings/<paper>.yaml` is a list of
           groups: [...]               # optional: several such comparison sets, all must hold
 
 `above`: in every column, each row of `against` (less `subject`, `exclude`, and rows failing
-`where`) is below every `subject` row. A row that does not report a column ("-") is not compared
-there; an illegible cell leaves the reading unresolved. A reading holds, fails (the rows that
-break it are listed) or is unresolved; the claim is `consistent` when every reading holds,
-`inconsistent` when every reading fails, else `ambiguous` with each reading's outcome shown.
+`where`) is below every `subject` row (more than `margin` below, when a margin is given). A row that
+does not report a column ("-") is not compared there; an illegible cell leaves the reading unresolved.
+A reading holds, fails (the rows that break it are listed) or is unresolved; the claim is
+`consistent` when every reading holds, `inconsistent` when every reading fails, else `ambiguous`
+with each reading's outcome shown.
 """
 from __future__ import annotations
 
@@ -40,7 +44,8 @@ from tables.audit_findings import AMBIGUOUS, CONSISTENT, INCONSISTENT, Finding, 
 from tables.schema import ID_RE, PAPERS, Part, Row, Spec, SpecError
 
 RELATIONS = ("above", "most", "comparable")
-GROUP_KEYS = {"subject", "against", "exclude", "where", "columns", "close", "margin", "ties", "relation", "only"}
+GROUP_KEYS = {"subject", "against", "exclude", "where", "columns", "close", "margin", "ties", "relation", "only",
+              "against_column"}
 READING_KEYS = GROUP_KEYS | {"reading", "conditions", "groups"}
 CLAIM_KEYS = {"id", "location", "quote", "readings", "note"}
 OUTCOME = {CONSISTENT: "holds", INCONSISTENT: "fails", AMBIGUOUS: "unresolved"}
@@ -58,6 +63,7 @@ class Group:
     margin: float = 0.0
     ties: bool = False
     only: bool = True
+    against_column: str | None = None
 
 
 @dataclass
@@ -93,7 +99,7 @@ def _group(raw: dict, where: str) -> Group:
                  exclude=list(raw.get("exclude") or []), where=dict(raw.get("where") or {}),
                  columns=raw.get("columns"), close=list(raw.get("close") or []),
                  margin=float(raw.get("margin", 0.0)), ties=bool(raw.get("ties", False)),
-                 only=bool(raw.get("only", True)))
+                 only=bool(raw.get("only", True)), against_column=raw.get("against_column"))
 
 
 def load_rankings(path: str | Path) -> list[RankingClaim]:
@@ -175,7 +181,10 @@ def _name(ref: str, part: Part, row: Row) -> str:
 def _check_group(specs: dict[str, Spec], g: Group, where: str) -> tuple[list[str], list[str], int]:
     """(breaking comparisons, unresolved cells, number of compared cell pairs) of one comparison set."""
     subjects = _rows(specs, g.subject, where)
-    skip = {ref for ref, _, _ in subjects} | {ref for ref, _, _ in _rows(specs, g.exclude, where)}
+    # a row is compared with itself only when the two sides are different columns
+    skip = {ref for ref, _, _ in _rows(specs, g.exclude, where)}
+    if not g.against_column:
+        skip |= {ref for ref, _, _ in subjects}
     close = {ref for ref, _, _ in _rows(specs, g.close, where)} if g.close else set()
     against = [(ref, part, row) for ref, part, row in _rows(specs, g.against, where)
                if ref not in skip and row.kind != "derived" and (ref in close or _matches(row, g.where))]
@@ -184,8 +193,12 @@ def _check_group(specs: dict[str, Spec], g: Group, where: str) -> tuple[list[str
         raise SpecError(f"{where}: close rows {sorted(missing_close)} are not among the rows compared")
     names = {c.name for c in subjects[0][1].value_columns if c.protocol != "compute"}
     columns = g.columns or [c.name for c in subjects[0][1].value_columns if c.name in names]
+    for aref, apart, _ in against:
+        if g.against_column and g.against_column not in {c.name for c in apart.value_columns}:
+            raise SpecError(f"{where}: {aref} has no column {g.against_column!r} (against_column)")
     breaks, unresolved, compared = [], [], 0
     for col in columns:
+        acol = g.against_column or col
         for sref, spart, srow in subjects:
             above_it, below_it = [], 0
             if col not in srow.cells:
@@ -194,32 +207,37 @@ def _check_group(specs: dict[str, Spec], g: Group, where: str) -> tuple[list[str
             if s.legibility == "not_reported":
                 continue
             for aref, apart, arow in against:
-                a = arow.cells.get(col)
+                a = arow.cells.get(acol)
                 if a is None or a.legibility == "not_reported":
                     continue  # that row does not report this column
                 if s.value is None or a.value is None:
                     bad = sref if s.value is None else aref
-                    unresolved.append(f"{bad}/{col} is illegible")
+                    unresolved.append(f"{bad}/{col if s.value is None else acol} is illegible")
                     continue
                 compared += 1
                 if g.relation == "most":
                     if a.value < s.value:
                         below_it += 1
                     else:
-                        above_it.append(f"{_name(aref, apart, arow)} {col} {fmt(a.value)}")
+                        above_it.append(f"{_name(aref, apart, arow)} {acol} {fmt(a.value)}")
                 elif g.relation == "comparable":
                     # "only X, Y and Z are comparable": those within `margin` below the subject or above it,
                     # every other row more than `margin` below
                     near = a.value >= s.value - g.margin - 1e-9
                     if aref in close and not near:
-                        breaks.append(f"{_name(aref, apart, arow)} {col} {fmt(a.value)} is more than {fmt(g.margin)} "
+                        breaks.append(f"{_name(aref, apart, arow)} {acol} {fmt(a.value)} is more than {fmt(g.margin)} "
                                       f"below {fmt(s.value)}, yet named comparable")
                     elif aref not in close and near and g.only:
-                        breaks.append(f"{_name(aref, apart, arow)} {col} {fmt(a.value)} is within {fmt(g.margin)} of "
+                        breaks.append(f"{_name(aref, apart, arow)} {acol} {fmt(a.value)} is within {fmt(g.margin)} of "
                                       f"{fmt(s.value)} or above, yet not named")
+                elif g.margin and a.value >= s.value - g.margin - 1e-9:
+                    # "outperforms by a clear margin": every row more than `margin` below the subject
+                    breaks.append(f"{_name(aref, apart, arow)} {acol} {fmt(a.value)} is within {fmt(g.margin)} of "
+                                  f"{fmt(s.value)} of {sref.rsplit('/', 1)[-1]} or above")
                 elif a.value > s.value or (a.value == s.value and not g.ties):
-                    breaks.append(f"{_name(aref, apart, arow)} {col} {fmt(a.value)} {'>' if a.value > s.value else '='} "
-                                  f"{fmt(s.value)} of {sref.rsplit('/', 1)[-1]}")
+                    sign = ">" if a.value > s.value else "="
+                    breaks.append(f"{_name(aref, apart, arow)} {acol} {fmt(a.value)} {sign} {fmt(s.value)} of "
+                                  f"{sref.rsplit('/', 1)[-1]}" + (f" {col}" if g.against_column else ""))
             if g.relation == "most" and above_it and below_it <= len(above_it):
                 breaks.append(f"{col}: only {below_it} of {below_it + len(above_it)} rows below "
                               f"{fmt(s.value)} of {sref.rsplit('/', 1)[-1]}; not below: " + ", ".join(above_it))
@@ -248,6 +266,7 @@ def check_ranking(claim: RankingClaim, specs: dict[str, Spec]) -> Finding:
             f"{', '.join(g.subject)} {g.relation} {', '.join(g.against)}"
             + (f" less {', '.join(g.exclude)}" if g.exclude else "")
             + (f" where {g.where}" if g.where else "") + (f" on {', '.join(g.columns)}" if g.columns else "")
+            + (f" against column {g.against_column}" if g.against_column else "")
             for g in reading.groups))
     return Finding(paper=claim.paper, check="ranking", id=claim.id, location=claim.location, quote=claim.quote,
                    cells="; ".join(sets), computed=" | ".join(OUTCOME[o] for o in outcomes),

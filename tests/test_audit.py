@@ -1,4 +1,5 @@
 """The auditor's verdicts: held by a regression file for MaCLR and HCML, and checked on tiny specs."""
+import re
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,17 @@ def test_readme_states_the_verdict_counts(suite_findings):
         counted = [sum(f.check == check and f.verdict == v for f in findings)
                    for v in (CONSISTENT, INCONSISTENT, AMBIGUOUS, CIRCULAR)]
         assert stated == counted, f"{check}: README says {stated}, the audit counts {counted}"
+
+
+def test_readme_states_the_ranking_claims_per_paper(suite_findings):
+    """The README's count of ranking claims, in all and per paper, is the claims files'."""
+    section = (ROOT / "README.md").read_text().split("## Auditing", 1)[1].split("\n## ", 1)[0]
+    names = {"maclr": "MaCLR", "hcml": "HCML", "mcl": "MCL", "ctrlaug": "Controllable Augmentations", "cmd": "CMD"}
+    match = re.search(r"(\d+) ranking claims \(([^)]*)\)", " ".join(section.split()))
+    assert match, "README does not state the number of ranking claims"
+    stated = {name.strip(): int(n) for name, n in re.findall(r"([A-Za-z ]+?) (\d+)(?:,|$)", match.group(2))}
+    counted = {names[p]: sum(f.check == "ranking" and f.paper == p for f in suite_findings) for p in names}
+    assert int(match.group(1)) == sum(counted.values()) and stated == counted, (match.group(0), counted)
 
 
 def _write(tmp_path, specs: dict, claims: dict):

@@ -69,6 +69,11 @@ def findings(tmp_path):
         _claim("most_fails", _reading("most", relation="most", **dict(ALL, subject=["maclr_table2/a/small"]))),
         _claim("comparable_not_only", _reading("near only", relation="comparable", margin=1.0, only=False,
                                                close=["maclr_table2/a/near"], **ALL)),
+        _claim("clear_margin", _reading("1 point", margin=1.0, **K400), _reading("0.4 point", margin=0.4, **K400)),
+        _claim("across_columns", _reading("own HMDB", subject=["maclr_table2/a/ours"], against=["maclr_table2/a/ours"],
+                                          columns=["UCF"], against_column="HMDB"),
+               _reading("UCF of others", subject=["maclr_table2/a/small"], against=["maclr_table2/a/ours"],
+                        columns=["HMDB"], against_column="UCF")),
     ]
     (tmp_path / "claims" / "rankings" / "maclr.yaml").write_text(yaml.safe_dump(claims, allow_unicode=True))
     return {f.id: f for f in audit(tmp_path / "specs", tmp_path / "claims") if f.check == "ranking"}
@@ -113,6 +118,19 @@ def test_comparable_without_only_leaves_the_other_rows_free(findings):
     assert findings["comparable_not_only"].verdict == CONSISTENT  # big_data, 91 > 90, is not named and not held
 
 
+def test_above_with_a_margin_needs_every_row_that_far_below(findings):
+    f = findings["clear_margin"]  # near: 89.5 and 59 against 90 and 60
+    assert f.verdict == AMBIGUOUS and f.computed == "fails | holds"
+    assert "near (maclr_table2/a/near) UCF 89.5 is within 1 of 90 of ours or above" in f.arithmetic
+
+
+def test_against_column_compares_a_row_with_another_column(findings):
+    f = findings["across_columns"]
+    assert f.verdict == AMBIGUOUS and f.computed == "holds | fails"  # ours UCF 90 > its HMDB 60; small HMDB 50 < ours UCF
+    assert "reading 1 (own HMDB; c): holds: none of 1 comparisons" in f.arithmetic
+    assert "Ours (maclr_table2/a/ours) UCF 90 > 50 of small HMDB" in f.arithmetic
+
+
 def test_bad_ranking_claims_are_named(tmp_path):
     specs_dir, folder = tmp_path / "specs", tmp_path / "claims" / "rankings"
     specs_dir.mkdir()
@@ -125,6 +143,7 @@ def test_bad_ranking_claims_are_named(tmp_path):
                                                  where={"data": "K600"})),
         "relation": _claim("x", _reading("r", relation="better", **ALL)),
         "unknown keys": _claim("x", _reading("r", rows=["a"], **ALL)),
+        "no column 'R@1'": _claim("x", _reading("r", against_column="R@1", **ALL)),
     }
     for message, claim in bad.items():
         (folder / "maclr.yaml").write_text(yaml.safe_dump([claim]))
