@@ -74,6 +74,7 @@ LAYOUTS: dict[str, tuple[tuple[str, str], ...]] = {
 LAYOUTS["suite"] = ()  # names kept as they are
 HEADS = {"torchvision_resnet": ("fc.",), "torchvision_video_resnet": ("fc.",), "pytorchvideo_resnet": ("blocks.5.",),
          "suite": ()}
+_SUITE_BN = re.compile(r"^(stages\.\d+\.\d+\.conv_[ab])\.1\.([a-z_]+)$")
 _COMPILED = {layout: tuple((re.compile(p), t) for p, t in rules) for layout, rules in LAYOUTS.items()}
 
 
@@ -82,21 +83,25 @@ class PublicCheckpoint:
     layout: str
     backbone: str
     source: str
+    file: str  # the file name as its publisher serves it
     differs: str  # where the public architecture differs from the paper's backbone, and what the mapping does
 
 
 PUBLIC_CHECKPOINTS: dict[str, PublicCheckpoint] = {
     "torchvision_r3d_18_k400": PublicCheckpoint(
         "torchvision_video_resnet", "r3d18", "torchvision.models.video.r3d_18, R3D_18_Weights.KINETICS400_V1",
+        "r3d_18-b3b3357e.pth",
         "none: torchvision's r3d_18 is the R3D-18 of Tran et al. 2018 that the suite's r3d18 builds "
         "(MaCLR Table 2's R3D-18); trained on 16x112x112 clips where MaCLR Table 2 uses 128x128"),
     "pytorchvideo_slow_r50_k400": PublicCheckpoint(
         "pytorchvideo_resnet", "r3d50_slowonly", "pytorchvideo.models.hub.slow_r50 (SLOW_8x8_R50)",
+        "SLOW_8x8_R50.pyth",
         "conv1: slow_r50's stem is 1x7x7, MaCLR §3.3 sets the temporal kernel of conv1 to 5; the 1x7x7 "
         "kernel is inflated to 5x7x7 (repeated over the 5 taps, divided by 5). Its head pools a fixed "
         "8x7x7 map, the suite's pools adaptively (heads are not loaded). Blocks otherwise identical"),
     "torchvision_resnet50_imagenet": PublicCheckpoint(
         "torchvision_resnet", "r3d50_slowonly", "torchvision.models.resnet50, ResNet50_Weights.IMAGENET1K_V1",
+        "resnet50-0676ba61.pth",
         "2D ImageNet ResNet-50 (v1.5: stride on the 3x3 conv, as the suite's blocks); every kernel is "
         "inflated to the slow-only R3D-50's temporal size (conv1 5 taps, res4/res5 conv_a 3 taps, I3D)"),
 }
@@ -114,6 +119,23 @@ def inflate_kernel(weight: torch.Tensor, frames: int) -> torch.Tensor:
     return weight.unsqueeze(2).repeat(1, 1, frames, 1, 1) / frames
 
 
+def temporal_identity(shape: torch.Size) -> torch.Tensor:
+    """A (c, c, kt, 1, 1) kernel passing every channel through its centre tap unchanged."""
+    out, cin, kt = shape[0], shape[1], shape[2]
+    weight = torch.zeros(shape)
+    weight[:, :, kt // 2, 0, 0] = torch.eye(out, cin)
+    return weight
+
+
+def factorised_temporal_identity(name: str, want: torch.Tensor) -> torch.Tensor | None:
+    """A `map_state_dict` fill: the temporal kt x 1 x 1 conv of a P3D-A block (after its 1 x 3 x 3 one)
+    has no 2D counterpart and starts as the temporal identity, as MCL's official
+    `convert_pretrained_weights` initialises its `conv2_t` (methods/mcl/init.py)."""
+    if name.endswith(".conv_b.1.0.weight") and want.shape[2] > 1 and want.shape[3:] == (1, 1) and want.shape[0] == want.shape[1]:
+        return temporal_identity(want.shape)
+    return None
+
+
 def _closing_batch_norm(backbone: nn.Module, conv: str) -> str:
     """Name of the last BatchNorm3d inside a block's conv (`conv_b.1` for a 3D conv, `conv_b.1.1` for
     a factorised one, whose BN closes its temporal conv)."""
@@ -125,7 +147,13 @@ def _closing_batch_norm(backbone: nn.Module, conv: str) -> str:
 def suite_key(public_key: str, layout: str, backbone: nn.Module) -> str | None:
     """The backbone's name for `public_key` of `layout` (None when the layout has no rule for it)."""
     if layout == "suite":
-        return public_key
+        closing = _SUITE_BN.match(public_key)
+        if not closing:
+            return public_key
+        try:  # a 3D conv's BN onto the BN closing the target's (possibly factorised) conv
+            return f"{_closing_batch_norm(backbone, closing.group(1))}.{closing.group(2)}"
+        except AttributeError:
+            return public_key
     for pattern, target in _COMPILED[layout]:
         match = pattern.match(public_key)
         if not match:

@@ -25,21 +25,13 @@ from torch import nn
 
 from core.errors import CheckpointError, MissingInputError
 from core.io import torch_load
-from methods.backbones.public import map_state_dict
+from methods.backbones.public import factorised_temporal_identity, map_state_dict
 
 INIT_KINDS = ("scratch", "imagenet_moco_inflated")
 # What the official code reads (train.py default --pretrained-model): MoCo v2, 200 epochs, ResNet-50.
 EXPECTED_FILE = "moco_v2_200ep_pretrain.pth.tar"
 FLAG = "--init-weights FILE (python -m methods.training.pretrain)"
 ENCODER_PREFIXES = ("module.encoder_q.", "encoder_q.", "module.")
-
-
-def temporal_identity(shape: torch.Size) -> torch.Tensor:
-    """A (c, c, kt, 1, 1) kernel passing every channel through its centre tap unchanged."""
-    out, cin, kt = shape[0], shape[1], shape[2]
-    weight = torch.zeros(shape)
-    weight[:, :, kt // 2, 0, 0] = torch.eye(out, cin)
-    return weight
 
 
 def read_2d_weights(path: str | Path | None) -> dict[str, torch.Tensor]:
@@ -64,17 +56,10 @@ def read_2d_weights(path: str | Path | None) -> dict[str, torch.Tensor]:
     return state
 
 
-def _p3da_temporal_identity(name: str, want: torch.Tensor) -> torch.Tensor | None:
-    """P3D-A's temporal conv after the 1 x 3 x 3 one has no 2D counterpart: it starts as the identity."""
-    if name.endswith(".conv_b.1.0.weight") and want.shape[2] > 1 and want.shape[3:] == (1, 1) and want.shape[0] == want.shape[1]:
-        return temporal_identity(want.shape)
-    return None
-
-
 def inflated_state_dict(backbone: nn.Module, weights_2d: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
     """The backbone's full state dict from the 2D weights (see the module docstring); a CheckpointError
     naming `source` and the first keys at fault when they do not fit the backbone."""
-    return map_state_dict(backbone, weights_2d, "torchvision_resnet", source, fill=_p3da_temporal_identity,
+    return map_state_dict(backbone, weights_2d, "torchvision_resnet", source, fill=factorised_temporal_identity,
                           hint=f"Expected a torchvision-layout 2D ResNet of the backbone's depth and width, "
                                f"e.g. {EXPECTED_FILE} for a ResNet-50 backbone")
 

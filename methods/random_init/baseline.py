@@ -20,6 +20,8 @@ def compared_input(cfg: dict) -> dict:
     if not source:
         raise ConfigError(f"methods/random_init/config.yaml variant {cfg.get('variant')!r}: no `input_from` method")
     other = method_config(source, cfg["scale"])
+    if "width_multiplier" not in other and "visual" in other:  # MaCLR: its transferred Visual pathway
+        other = other["visual"]
     return {"width_multiplier": float(other["width_multiplier"]), "clip": other["clip"],
             "mean": other["normalize_mean"], "std": other["normalize_std"]}
 
