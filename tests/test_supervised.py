@@ -17,6 +17,7 @@ from methods.supervised import METHOD
 from methods.training.method import DataSources
 from methods.training.pretrain import apply_init_weights
 from tests.conftest import ROOT, run_env
+from tests.test_dag import empty_layout
 
 
 @pytest.fixture(autouse=True)
@@ -100,3 +101,20 @@ def test_pretraining_run_records_the_stand_in(tiny_k400, tmp_path):
     assert checkpoint["provenance"]["initialisation"] == {"kind": "scratch", "seed": 0}
     log = pd.read_csv(out / "log.csv")
     assert log["loss_cross_entropy"].notna().all() and len(log) == 3 * 2  # 3 epochs of 16 frames in batches of 8
+
+
+def test_full_scale_dry_run_plans_the_papers_settings(tmp_path):
+    """At full scale the K400 row pretrains with SlowFast's recipe, and the ImageNet rows load
+    torchvision's ImageNet ResNet-50 from the data root (taking no step), decoding nothing."""
+    empty_layout(tmp_path, ["k400", "ucf101_split1"])
+    targets = ["results/full/pretrain/supervised/default/k400/checkpoint.pt",
+               "results/full/pretrain/supervised/imagenet_inflated_r2plus1d/imagenet/checkpoint.pt"]
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--nolock", *targets, "--config", "scale=full",
+                           f"data_root={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "supervised r3d50_slowonly on k400 labels, from scratch (seed 0), 196 epochs, batch 1024" in out
+    assert ("supervised imagenet: torchvision_resnet50_imagenet loaded into r2d50, inflated into r2plus1d50, "
+            "no training step") in out
+    assert f"{tmp_path}/pretrained/resnet50-0676ba61.pth" in out
+    assert "transcode/h264_cfr/imagenet" not in out

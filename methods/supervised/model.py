@@ -72,10 +72,14 @@ class Supervised(PretrainMethod):
 
     @staticmethod
     def describe(cfg: dict, pretrain: str) -> str:
+        epochs = cfg["epochs"].get(pretrain)
+        inflated = f", inflated into {cfg['backbone']}" if cfg.get("train_backbone") else ""
+        if cfg.get("init") == "public_checkpoint" and not epochs:
+            return f"supervised {pretrain}: {cfg['public_checkpoint']} loaded into {cfg.get('train_backbone') or cfg['backbone']}{inflated}, no training step"
         start = (f"from {cfg['public_checkpoint']}" if cfg.get("init") == "public_checkpoint"
                  else f"from scratch (seed {cfg.get('seed', 0)})")
         what = Supervised.stand_in(cfg, pretrain) or f"supervised {cfg['backbone']} on {pretrain} labels"
-        return f"{what}, {start}, {cfg['epochs'].get(pretrain)} epochs, batch {cfg['batch_size']}"
+        return f"{what}, {start}, {epochs} epochs, batch {cfg['batch_size']}"
 
     def train_spec(self):
         clip = dict(self.input["clip"])
