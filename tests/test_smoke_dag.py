@@ -85,9 +85,9 @@ def test_table3_retrieval_and_lowshot_reuse_the_table1_runs(table3):
     pretraining (methods/supervised), the R18 row says it is not run, and the Δ row is derived from
     the reproduced rows."""
     table, before, after = table3
-    assert {p: after[p] for p in before} == before
-    assert [p.relative_to(ROOT).as_posix() for p in set(after) - set(before)] == [
-        "results/smoke/pretrain/supervised/default/k400/checkpoint.pt"]
+    supervised = ROOT / "results/smoke/pretrain/supervised/default/k400/checkpoint.pt"
+    changed = {p for p in after if before.get(p) != after[p]}
+    assert changed <= {supervised} and supervised in after  # made now, or already there from an earlier run
     for key in [("a", "maclr_r50", "1-NN"), ("a", "maclr_r50", "10-NN")] + [
         ("b", row, pct) for row in ("visual_only", "maclr", "supervised") for pct in LOWSHOT
     ]:
