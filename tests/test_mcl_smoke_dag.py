@@ -1,7 +1,7 @@
 """The MCL tables' DAG at smoke scale: `snakemake tables/mcl_table1.md ... tables/mcl_table5.md` in a
 copy of the repository, from fixture generation and TV-L1 caches through the 29 MCL pretraining
-runs and their SVM, linear, retrieval and fine-tuning evaluations to the rendered tables; then a
-regression check of the reproduced numbers.
+runs (and Table 3's two supervised ImageNet stand-in runs) and their SVM, linear, retrieval and
+fine-tuning evaluations to the rendered tables; then a regression check of the reproduced numbers.
 
 Smoke numbers test the pipeline, not the paper. The regression tolerance of a cell is one test
 video (one query for retrieval) of the evaluation set behind it, so a change that moves a result
