@@ -63,6 +63,24 @@ rule k400_mini:
 ruleorder: k400_mini > manifest
 
 
+rule imagenet_standin:
+    """Pretraining set `imagenet`: the K400 train videos (datasets/sources/registry.py says why)."""
+    input:
+        f"{RESULTS}/manifests/k400.csv",
+    output:
+        f"{RESULTS}/manifests/imagenet.csv",
+    threads: job_resources("default")["threads"]
+    resources:
+        **rule_resources("default"),
+    log:
+        f"{RESULTS}/logs/manifest_imagenet.log",
+    shell:
+        "{PY} -m datasets.manifests.subsets --subset imagenet --parent {input} --scale {SCALE} --out {output} 2> {log}"
+
+
+ruleorder: imagenet_standin > manifest
+
+
 rule motion:
     input:
         f"{RESULTS}/manifests/{{dataset}}.csv",

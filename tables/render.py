@@ -185,6 +185,8 @@ def deviations(data: dict, run: CellRun) -> list[str]:
     used, listed = data.get("eval_videos_used"), data.get("eval_videos_listed")
     if used is not None and listed and used < listed:
         out.append(f"{used} of {listed} listed videos")
+    if data.get("stand_in"):  # pretrained on a stand-in for the paper's data (PretrainMethod.stand_in)
+        out.append(str(data["stand_in"]))
     return out
 
 

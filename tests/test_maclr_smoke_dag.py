@@ -1,7 +1,8 @@
 """MaCLR Tables 2, 4 and 5 at smoke scale: `snakemake tables/maclr_table2.md ... tables/maclr_table5.md`
 in the checkout (as tests/test_smoke_dag.py, whose K400 pretrainings of MaCLR and V-only these
-tables evaluate again at their own clips), from the SSv2 and VidSitu fixtures through the R3D-18
-pretraining, the scratch baseline's random start and the evaluations to the rendered tables; then
+tables evaluate again at their own clips, and Table 3's supervised K400 one), from the SSv2 and
+VidSitu fixtures through the R3D-18 pretraining, the scratch baseline's random start and the
+evaluations to the rendered tables; then
 a regression check of the reproduced numbers.
 
 Smoke numbers test the pipeline, not the paper. The regression tolerance of a cell is one test
@@ -16,7 +17,7 @@ from tests.conftest import ROOT
 from tests.smoke_tables import SCALE, cell, eval_cells, run_tables
 
 TABLES = ["maclr_table2", "maclr_table4", "maclr_table5"]
-OWN_METHODS = ("maclr", "random_init")
+OWN_METHODS = ("maclr", "random_init", "supervised")
 
 
 @pytest.fixture(scope="module")

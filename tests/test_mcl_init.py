@@ -16,7 +16,8 @@ from core.provenance import file_hash, initialisation
 from methods.backbones.resnet import ResNet
 from methods.mcl import METHOD
 from methods.mcl.data import MCLPretrainData, MotionMaps
-from methods.mcl.init import inflate_kernel, inflated_state_dict, initialise_from_2d, read_2d_weights
+from methods.backbones.public import inflate_kernel
+from methods.mcl.init import inflated_state_dict, initialise_from_2d, read_2d_weights
 from datasets.motion.cache import cache_path, write_arrays
 from datasets.motion.tvl1 import extract_video, write_motion_cache
 from methods.training.engine import RunSettings, train_step

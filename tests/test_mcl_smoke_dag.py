@@ -1,7 +1,7 @@
 """The MCL tables' DAG at smoke scale: `snakemake tables/mcl_table1.md ... tables/mcl_table5.md` in a
 copy of the repository, from fixture generation and TV-L1 caches through the 29 MCL pretraining
-runs and their SVM, linear, retrieval and fine-tuning evaluations to the rendered tables; then a
-regression check of the reproduced numbers.
+runs (and Table 3's two supervised ImageNet stand-in runs) and their SVM, linear, retrieval and
+fine-tuning evaluations to the rendered tables; then a regression check of the reproduced numbers.
 
 Smoke numbers test the pipeline, not the paper. The regression tolerance of a cell is one test
 video (one query for retrieval) of the evaluation set behind it, so a change that moves a result
@@ -85,23 +85,56 @@ def test_repeated_rows_read_one_metrics_file(mcl_dag):
 
 @pytest.mark.smoke
 def test_rows_without_a_run_say_why(mcl_dag):
-    """The supervised ImageNet rows of Table 3 cannot run (no supervised method, no ImageNet): `not
-    run`, with the reason in the table; Table 3's compute cells of MCL rows are counted."""
+    """Rows without a run say why in the table; Table 3's compute cells of MCL rows are counted."""
     repo, tables = mcl_dag
     t3 = tables["mcl_table3"]
-    for row in ("imagenet_inflated_r2plus1d", "supervised_imagenet_r50"):
-        assert cell(t3, "", row, "Top-1")["status"] == "not run"
-        assert pd.isna(cell(t3, "", row, "Top-1")["reproduced"])
     text = (repo / "tables/mcl_table3.md").read_text()
     why = text.split("## Why cells are not run", 1)[1]
-    assert "methods/supervised/config.yaml absent or without variant imagenet_inflated_r2plus1d" in why
-    assert "dataset imagenet not in datasets.sources.registry" in why
     assert "Training Time: the paper's pretraining time in days on one Nvidia P40 GPU, which no run here measures" in why
     for row in ("mcl_r2plus1d_ucf101", "mcl_s3d_ucf101", "mcl_r2plus1d_k400"):
         assert cell(t3, "", row, "Training Time")["status"] == "not run"
     for row in ("mcl_r2plus1d_ucf101", "mcl_s3d_ucf101", "mcl_r2plus1d_k400"):
         for column in ("#Param.", "FLOPs"):
             assert cell(t3, "", row, column)["status"] in ("match", "differs"), (row, column)
+
+
+# row -> (printed method label, backbone of the checkpoint, whether the 2D stand-in is inflated)
+SUPERVISED_ROWS = {"imagenet_inflated_r2plus1d": ("ImageNet infla.", "r2plus1d50", True),
+                   "supervised_imagenet_r50": ("Supervised ImageNet", "r2d50", False)}
+
+
+@pytest.mark.smoke
+def test_supervised_imagenet_rows_run_on_the_stand_in_and_say_so(mcl_dag):
+    """Table 3's supervised ImageNet rows are runs of methods/supervised on the smoke ImageNet stand-in
+    (a 2D R2D-50 trained on K400 fixture frames; inflated into R(2+1)D-50 for "ImageNet infla."), and
+    every cell they feed names the stand-in."""
+    repo, tables = mcl_dag
+    t3 = tables["mcl_table3"]
+    runs = {run.row: run for _, run in eval_cells(repo, ["mcl_table3"], ("supervised",))}
+    assert set(runs) == set(SUPERVISED_ROWS)
+    text = (repo / "tables/mcl_table3.md").read_text()
+    for row, (label, backbone, inflated) in SUPERVISED_ROWS.items():
+        run = runs[row]
+        metrics = json.loads((repo / run.path).read_text())
+        value = cell(t3, "", row, "Top-1")
+        assert value["status"] == "smoke" and value["reproduced"] == pytest.approx(metrics["top1"], abs=0.01)
+        assert metrics["stand_in"].startswith("ImageNet stand-in: 2D r2d50 trained on single frames")
+        assert (f"inflated into {backbone}" in metrics["stand_in"]) == inflated
+        line = next(l for l in text.splitlines() if l.startswith(f"| {label} |"))
+        assert f"[{metrics['stand_in']}" in line or f"; {metrics['stand_in']}" in line, line  # the cell's deviations
+
+
+@pytest.mark.smoke
+def test_mcl_supervised_smoke_regression(mcl_dag, num_regression):
+    """The supervised rows' values (the MCL rows' baseline is test_mcl_smoke_regression's)."""
+    repo, tables = mcl_dag
+    values, tolerances = {}, {}
+    for table, run in eval_cells(repo, ["mcl_table3"], ("supervised",)):
+        key = re.sub(r"[^A-Za-z0-9]+", "_", f"{table}_{run.part}_{run.row}_{run.column}").strip("_")
+        metrics = json.loads((repo / run.path).read_text())
+        values[key] = [float(cell(tables[table], run.part, run.row, run.column)["reproduced"])]
+        tolerances[key] = {"atol": 100.0 / metrics["num_test_videos"] + 1e-6, "rtol": 0}
+    num_regression.check(values, tolerances=tolerances)
 
 
 @pytest.mark.smoke

@@ -1,4 +1,5 @@
-"""K400-mini: a fixed, seeded subset of the Kinetics-400 train manifest.
+"""K400-mini: a fixed, seeded subset of the Kinetics-400 train manifest; and the ImageNet stand-in
+(`--subset imagenet`): the K400 train videos, for methods/supervised's 2D stand-in.
 
 MaCLR §4.1: "we compare different variants of MaCLR trained for 100 epochs on a subset of 60k
 videos ("K400-mini")". The paper does not say how the subset is drawn; ours is a uniform random
@@ -33,17 +34,27 @@ def k400_mini(parent: pd.DataFrame, size: int | None, fraction: float | None, se
     return train.iloc[np.sort(chosen)].reset_index(drop=True)
 
 
+def imagenet_standin(parent: pd.DataFrame) -> pd.DataFrame:
+    """The K400 train videos, sorted by id: frames of labelled videos for the 2D stand-in of ImageNet
+    supervision (methods/supervised); no test or validation video is in it."""
+    return parent[parent["split"] == "train"].sort_values("video_id").reset_index(drop=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parent", required=True, type=Path)
     parser.add_argument("--scale", default="smoke")
     parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--subset", choices=("k400_mini", "imagenet"), default="k400_mini")
     args = parser.parse_args(argv)
     profile = load_scale(args.scale)
-    spec = profile.get("k400_mini", {})
-    subset = k400_mini(pd.read_csv(args.parent), spec.get("size"), spec.get("fraction"), int(profile.get("seed", 0)))
+    if args.subset == "imagenet":
+        subset = imagenet_standin(pd.read_csv(args.parent))
+    else:
+        spec = profile.get("k400_mini", {})
+        subset = k400_mini(pd.read_csv(args.parent), spec.get("size"), spec.get("fraction"), int(profile.get("seed", 0)))
     write_csv(args.out, subset)
-    print(f"k400_mini: {len(subset)} videos -> {args.out}")
+    print(f"{args.subset}: {len(subset)} videos -> {args.out}")
 
 
 if __name__ == "__main__":

@@ -57,6 +57,11 @@ register(DatasetInfo("vidsitu", "VidSitu", "VidSitu verb prediction, one row per
 register(DatasetInfo("ava_train", "AVA", "AVA v2.2 train videos; boxes in ava_train.boxes.csv (MaCLR Table 5)"))
 register(DatasetInfo("ava_val", "AVA", "AVA v2.2 validation videos; boxes in ava_val.boxes.csv (MaCLR Table 5)"))
 register(DatasetInfo("k400_val", "Kinetics400", "Kinetics-400 validation split only", parent="k400"))
+# The suite has no ImageNet: pretraining set `imagenet` is the K400 train videos, read one frame per
+# sample by methods/supervised's 2D stand-in (smoke), or not read at all where a variant loads the
+# public ImageNet checkpoint and takes 0 steps (full). Every cell it feeds names it.
+register(DatasetInfo("imagenet", "Kinetics400", "ImageNet stand-in: the K400 train videos (methods/supervised)",
+                     parent="k400"))
 for _pct in (1, 5, 20, 40, 60, 80, 100):
     register(DatasetInfo(f"ucf101_lowshot_{_pct}", "UCF101",
                          f"UCF101 split 1 with {_pct}% of train, class-balanced and nested (MaCLR Table 3b)",

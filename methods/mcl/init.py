@@ -3,7 +3,7 @@
 §4.2 trains "with the network initialization by MoCo on ImageNet" without saying how 2D weights
 become 3D ones. The official code (train.py `--pretrained-model moco_v2_200ep_pretrain.pth.tar`,
 `--inflate-weights true`; utils/util.py `convert_pretrained_weights`) loads MoCo v2's ResNet-50
-`encoder_q` and inflates it. Here the inflation is I3D's (Carreira & Zisserman 2017): a 2D kernel
+`encoder_q` and inflates it. Here the inflation is I3D's (Carreira & Zisserman 2017; methods/backbones/public.py): a 2D kernel
 k x k becomes T x k x k by repeating it over the T taps and dividing by T, so a clip of identical
 frames gives the 2D network's response. The temporal-only convs of a factorised block (P3D-A's
 kt x 1 x 1 after each 1 x 3 x 3, `methods/backbones/resnet.py`), which have no 2D counterpart,
@@ -18,7 +18,6 @@ either from the file or as a temporal identity; anything else is refused by name
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import torch
@@ -26,39 +25,13 @@ from torch import nn
 
 from core.errors import CheckpointError, MissingInputError
 from core.io import torch_load
+from methods.backbones.public import factorised_temporal_identity, map_state_dict
 
 INIT_KINDS = ("scratch", "imagenet_moco_inflated")
 # What the official code reads (train.py default --pretrained-model): MoCo v2, 200 epochs, ResNet-50.
 EXPECTED_FILE = "moco_v2_200ep_pretrain.pth.tar"
 FLAG = "--init-weights FILE (python -m methods.training.pretrain)"
 ENCODER_PREFIXES = ("module.encoder_q.", "encoder_q.", "module.")
-
-# torchvision ResNet name -> suite ResNet name (methods/backbones/resnet.py).
-_RENAMES = (
-    (re.compile(r"^conv1\.weight$"), "stem.0.0.weight"),
-    (re.compile(r"^bn1\.(.+)$"), r"stem.0.1.\1"),
-    (re.compile(r"^layer(\d)\.(\d+)\.conv1\.weight$"), "stages.{s}.{b}.conv_a.0.weight"),
-    (re.compile(r"^layer(\d)\.(\d+)\.bn1\.(.+)$"), "stages.{s}.{b}.conv_a.BN.{p}"),
-    (re.compile(r"^layer(\d)\.(\d+)\.conv2\.weight$"), "stages.{s}.{b}.conv_b.0.weight"),
-    (re.compile(r"^layer(\d)\.(\d+)\.bn2\.(.+)$"), "stages.{s}.{b}.conv_b.BN.{p}"),
-    (re.compile(r"^layer(\d)\.(\d+)\.conv3\.weight$"), "stages.{s}.{b}.conv_c.0.weight"),
-    (re.compile(r"^layer(\d)\.(\d+)\.bn3\.(.+)$"), "stages.{s}.{b}.conv_c.1.{p}"),
-    (re.compile(r"^layer(\d)\.(\d+)\.downsample\.0\.weight$"), "stages.{s}.{b}.shortcut.0.weight"),
-    (re.compile(r"^layer(\d)\.(\d+)\.downsample\.1\.(.+)$"), "stages.{s}.{b}.shortcut.1.{p}"),
-)
-
-
-def inflate_kernel(weight: torch.Tensor, frames: int) -> torch.Tensor:
-    """I3D inflation: (out, in, k, k) -> (out, in, frames, k, k), each tap the 2D kernel / frames."""
-    return weight.unsqueeze(2).repeat(1, 1, frames, 1, 1) / frames
-
-
-def temporal_identity(shape: torch.Size) -> torch.Tensor:
-    """A (c, c, kt, 1, 1) kernel passing every channel through its centre tap unchanged."""
-    out, cin, kt = shape[0], shape[1], shape[2]
-    weight = torch.zeros(shape)
-    weight[:, :, kt // 2, 0, 0] = torch.eye(out, cin)
-    return weight
 
 
 def read_2d_weights(path: str | Path | None) -> dict[str, torch.Tensor]:
@@ -83,74 +56,12 @@ def read_2d_weights(path: str | Path | None) -> dict[str, torch.Tensor]:
     return state
 
 
-def _batch_norm_of(backbone: nn.Module, conv: str) -> str:
-    """Name of the last BatchNorm3d inside a block's conv (`conv_b.1` for a 3D conv, `conv_b.1.1` for P3D-A)."""
-    module = backbone.get_submodule(conv)
-    names = [n for n, m in module.named_modules() if isinstance(m, nn.BatchNorm3d)]
-    return f"{conv}.{names[-1]}" if names else f"{conv}.1"
-
-
-def suite_name(name_2d: str, backbone: nn.Module) -> str | None:
-    for pattern, target in _RENAMES:
-        match = pattern.match(name_2d)
-        if not match:
-            continue
-        if "{s}" not in target:
-            return match.expand(target)
-        stage, block = int(match.group(1)) - 1, match.group(2)
-        param = match.group(3) if match.re.groups >= 3 else None
-        name = target.format(s=stage, b=block, p=param)
-        for conv in ("conv_a", "conv_b"):  # the BN after a conv that may be factorised (P3D-A)
-            prefix = f"stages.{stage}.{block}.{conv}"
-            if name.startswith(prefix + ".BN."):
-                try:
-                    name = _batch_norm_of(backbone, prefix) + name[len(prefix) + 3:]
-                except AttributeError:  # no such block: reported as a key without a place
-                    return name
-        return name
-    return None
-
-
 def inflated_state_dict(backbone: nn.Module, weights_2d: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
     """The backbone's full state dict from the 2D weights (see the module docstring); a CheckpointError
     naming `source` and the first keys at fault when they do not fit the backbone."""
-    target = backbone.state_dict()
-    out, unknown, bad_shape = {}, [], []
-    for name, value in weights_2d.items():
-        if name.startswith("fc."):  # MoCo's projection head or an ImageNet classifier: not the backbone's
-            continue
-        mapped = suite_name(name, backbone)
-        if mapped is None or mapped not in target:
-            unknown.append(name if mapped is None else f"{name} -> {mapped}")
-            continue
-        want = target[mapped]
-        if value.dim() == 4 and want.dim() == 5 and value.shape[:2] == want.shape[:2] and value.shape[2:] == want.shape[3:]:
-            value = inflate_kernel(value, want.shape[2])
-        if value.shape != want.shape:
-            bad_shape.append(f"{name} {tuple(value.shape)} -> {mapped} {tuple(want.shape)}")
-            continue
-        out[mapped] = value.to(want.dtype)
-    missing = []
-    for name, want in target.items():
-        if name in out:
-            continue
-        if name.endswith(".conv_b.1.0.weight") and want.shape[2] > 1 and want.shape[3:] == (1, 1) and want.shape[0] == want.shape[1]:
-            out[name] = temporal_identity(want.shape)  # P3D-A's temporal conv after the 1 x 3 x 3 one
-        elif name.endswith("num_batches_tracked"):
-            out[name] = want.clone()
-        else:
-            missing.append(name)
-    problems = []
-    if unknown:
-        problems.append(f"{len(unknown)} key(s) the backbone has no place for (e.g. {', '.join(unknown[:3])})")
-    if bad_shape:
-        problems.append(f"{len(bad_shape)} shape mismatch(es) (e.g. {'; '.join(bad_shape[:3])})")
-    if missing:
-        problems.append(f"{len(missing)} backbone weight(s) the file does not provide (e.g. {', '.join(missing[:3])})")
-    if problems:
-        raise CheckpointError(f"{source}: does not match the backbone: {'; '.join(problems)}. Expected a torchvision-layout "
-                              f"2D ResNet of the backbone's depth and width, e.g. {EXPECTED_FILE} for a ResNet-50 backbone")
-    return out
+    return map_state_dict(backbone, weights_2d, "torchvision_resnet", source, fill=factorised_temporal_identity,
+                          hint=f"Expected a torchvision-layout 2D ResNet of the backbone's depth and width, "
+                               f"e.g. {EXPECTED_FILE} for a ResNet-50 backbone")
 
 
 def initialise_from_2d(backbone: nn.Module, path: str | Path | None) -> None:

@@ -167,6 +167,13 @@ class PretrainMethod(TrainingTask):
         return evaluation_clip(cfg, evaluation_set)
 
     @staticmethod
+    def stand_in(cfg: dict, pretrain: str) -> str | None:
+        """What the run trains on instead of the paper's data where the suite cannot have it (the smoke
+        ImageNet stand-in of methods/supervised), else None; recorded in the checkpoint's provenance,
+        and every table cell it feeds shows it."""
+        return None
+
+    @staticmethod
     def init_weights_file(cfg: dict) -> str | None:
         """File name of the weights the config's `init` starts from, None for a seeded random start.
         The pretraining rule passes it as --init-weights from --config <method>_init_weights=PATH,

@@ -71,6 +71,8 @@ def pretrain(args: argparse.Namespace) -> dict:
         "motion_estimator": motion_estimator(inputs, args.scale), "initialisation": initialisation(cfg, seed),
         "git_commit": git_commit(), "fingerprint": tie, "videos": len(manifest),
     }
+    if cls.stand_in(cfg, args.pretrain):  # data standing in for the paper's (the smoke ImageNet stand-in)
+        provenance["stand_in"] = cls.stand_in(cfg, args.pretrain)
     # Transfer snapshots after the epochs a table reports (e.g. CMD Table 7), only where the config asks.
     schedule = snapshot_schedule(cfg, args.pretrain)
     snapshots = snapshots_block(schedule, settings.epochs)
@@ -94,7 +96,8 @@ def pretrain(args: argparse.Namespace) -> dict:
 
 
 def apply_init_weights(cfg: dict, path: Path | None, method: str, variant: str) -> None:
-    """Hand `--init-weights FILE` to the method as `cfg["inflate_from"]` (core.provenance.initialisation
+    """Hand `--init-weights FILE` to the method as `cfg["inflate_from"]` or, for `init: public_checkpoint`,
+    `cfg["init_checkpoint"]` (core.provenance.initialisation
     records it by sha256). Only a config whose `init` names a pretrained start reads it; such a config
     without the file, or the file without such a config, is refused by name."""
     init = str(cfg.get("init", "scratch"))
@@ -108,8 +111,11 @@ def apply_init_weights(cfg: dict, path: Path | None, method: str, variant: str) 
                           f"(`init: scratch` or no `init`), so the file would be ignored; pick a variant with another `init`")
     if not path.is_file():
         raise MissingInputError(f"--init-weights {path}: no such file (the weights `init: {init}` starts from)")
-    cfg["inflate_from"] = str(path)
-    cfg["inflate_from_sha256"] = file_hash(path)  # so a resume is tied to the file's contents, not only its path
+    # A public checkpoint loaded as it is (methods/supervised `init: public_checkpoint`) is recorded as
+    # a checkpoint start; any other `init` inflates a 2D network.
+    key = "init_checkpoint" if init == "public_checkpoint" else "inflate_from"
+    cfg[key] = str(path)
+    cfg[f"{key}_sha256"] = file_hash(path)  # so a resume is tied to the file's contents, not only its path
 
 
 def input_source(text: str) -> tuple[str, Path]:
