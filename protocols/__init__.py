@@ -13,11 +13,12 @@ PROTOCOLS = {
     "lowshot": "protocols.finetune",
     "svm": "protocols.svm",
     "pretext": "protocols.pretext",  # CMD Table 7: pretext accuracies logged during pretraining
+    "finetune_vf": "protocols.finetune_vf",  # MaCLR Table 2 "V+F": Visual and Motion pathways fine-tuned, late fusion
 }
 IMPLEMENTED = frozenset(PROTOCOLS)
 # Protocols that also evaluate a checkpoint's `extra_encoders` (their inputs' caches are the
 # job's inputs too), and those that read the pretraining's log instead of any input.
-READS_EXTRA_ENCODERS = frozenset({"retrieval"})
+READS_EXTRA_ENCODERS = frozenset({"retrieval", "finetune_vf"})
 READS_LOG = frozenset({"pretext"})
 # Protocols that fine-tune, so a checkpoint's method may train its own task there (CMD Table 6:
 # PretrainMethod.finetune_task) and the job needs that task's inputs (`finetune_inputs`).

@@ -34,9 +34,11 @@ def evaluation_splits(manifest: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     return train, test
 
 
-def protocol_main(protocol: str, evaluate: Evaluate, description: str, headline: str, argv: list[str] | None = None) -> None:
-    """Parse the shared arguments, run `evaluate` with the scale profile's `protocol` section and
-    write its metrics (plus scale, protocol, checkpoint and the checkpoint's provenance)."""
+def protocol_main(protocol: str, evaluate: Evaluate, description: str, headline: str, argv: list[str] | None = None,
+                  settings: str | None = None) -> None:
+    """Parse the shared arguments, run `evaluate` with the scale profile's `protocol` section (or
+    the `settings` section: V+F fine-tunes with the fine-tuning recipe) and write its metrics (plus
+    scale, protocol, checkpoint and the checkpoint's provenance)."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, type=Path)
     parser.add_argument("--manifest", required=True, type=Path)
@@ -58,9 +60,9 @@ def protocol_main(protocol: str, evaluate: Evaluate, description: str, headline:
         pretrain_clip = checkpoint["input"].get("clip")
         if args.clip is not None:
             checkpoint = at_clip(checkpoint, args.clip)
-        settings, recipe = protocol_settings(profile, protocol, recipe_owner(checkpoint["provenance"]), args.manifest.stem)
+        cfg, recipe = protocol_settings(profile, settings or protocol, recipe_owner(checkpoint["provenance"]), args.manifest.stem)
         manifest = pd.read_csv(args.manifest)
-        metrics = evaluate(checkpoint, manifest, args.root, args.motion_cache, settings, int(profile.get("seed", 0)))
+        metrics = evaluate(checkpoint, manifest, args.root, args.motion_cache, cfg, int(profile.get("seed", 0)))
         metrics.update({"scale": args.scale, "protocol": args.protocol, "checkpoint": str(args.checkpoint), "recipe": recipe,
                         **evaluation_provenance(checkpoint, args.checkpoint, args.manifest, manifest, args.root),
                         "eval_seed": int(profile.get("seed", 0)), "pretrain_clip": pretrain_clip})

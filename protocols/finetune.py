@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from core.errors import SuiteError
-from datasets.clips.reader import ClipReader, clip_spec
+from datasets.clips.reader import ClipReader, MotionClipReader, clip_spec
 from datasets.clips.sampling import ClipSpec, plan_test_clips, plan_train_clip
 from methods.backbones import build_backbone
 from methods.training.engine import RunSettings, fit
@@ -85,55 +85,85 @@ def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache:
     epochs) the same run is also tested after each listed epoch, as `top1_ep<label>` and
     `top5_ep<label>`; the profile maps each label to an epoch of its own run. These are evaluation
     points of one run: nothing is selected by them, and `top1` is the last epoch's."""
-    inputs = checkpoint["input"]
-    if inputs["modality"] != "rgb":
+    if checkpoint["input"]["modality"] != "rgb":
         raise SuiteError("fine-tuning is defined for RGB encoders; this checkpoint's encoder reads motion inputs")
     train, test = evaluation_splits(manifest)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    torch.manual_seed(seed)
     num_classes = int(manifest["label"].max()) + 1
-    spec = clip_spec(inputs)
-    own = own_task(checkpoint, train, root, motion_cache, cfg, num_classes, seed)
-    if own is None:
-        model = Classifier(checkpoint, num_classes, float(cfg["dropout"]))
-        data = TrainClips(train, ClipReader(root, spec, inputs["mean"], inputs["std"], augment=cfg["augment"]), seed,
-                          flip_p=float(cfg.get("flip_p", 0.5)))
-    else:
-        model, data = own
-    model = model.to(device)
-    epochs = int(cfg["epochs"])
-    # PySlowFast's schedule: linear warm-up from warmup_start_lr, then cosine decay.
-    optimizer = {"name": "sgd", "lr": cfg["lr"], "momentum": cfg["momentum"], "weight_decay": cfg["weight_decay"],
-                 "nesterov": bool(cfg.get("nesterov", False)),
-                 "warmup_epochs": cfg["warmup_epochs"], "warmup_start_lr": cfg["warmup_start_lr"],
-                 "schedule": cfg.get("schedule", "cosine"), "milestones": cfg.get("milestones", [])}
-    grad_clip_norm = float(cfg["grad_clip_norm"]) if cfg.get("grad_clip_norm") else None
-    score_averaging = cfg.get("score_averaging", "softmax")
-    if score_averaging not in ("softmax", "logits"):
-        raise SuiteError(f"finetune.score_averaging must be softmax or logits, got {score_averaging!r}")
-    test_crop = int(cfg["test_crop_size"] or spec.crop_size)  # the short side is the crop unless a recipe sets it
-    test_spec = ClipSpec(spec.num_frames, spec.stride, test_crop, int(cfg.get("test_short_side") or test_crop),
-                         int(cfg["temporal_views"]), int(cfg["spatial_views"]))
-    tester = Tester(test, ClipReader(root, test_spec, inputs["mean"], inputs["std"]), score_averaging, device,
-                    int(cfg.get("recall_min_events", 0)))
-    points = evaluation_points(cfg.get("eval_epochs"), epochs)
+    run = FineTuning(checkpoint, train, test, root, motion_cache, cfg, num_classes, seed)
+    points = evaluation_points(cfg.get("eval_epochs"), run.epochs)
     at_epoch: dict[int, dict] = {}
 
     def evaluation_point(epochs_done: int) -> None:
         if epochs_done in points.values():
-            at_epoch[epochs_done] = tester(model)
+            at_epoch[epochs_done] = run.tester(run.model)
 
-    fit(model, data, RunSettings(epochs=epochs, batch_size=min(int(cfg["batch_size"]), len(data)), optimizer=optimizer,
-                                 grad_clip_norm=grad_clip_norm, seed=seed, drop_last=False, title="fine-tuning"),
-        on_epoch_end=evaluation_point if points else None)
-    final = at_epoch.get(epochs) or tester(model)
+    run.fit(on_epoch_end=evaluation_point if points else None)
+    final = at_epoch.get(run.epochs) or run.tester(run.model)
     metrics = {**final, **{f"{name}_ep{label}": at_epoch[epoch][name] for label, epoch in points.items() for name in final}}
-    return {
-        **metrics,
-        "num_train_videos": len(train), "num_test_videos": len(test), "num_classes": num_classes,
-        "views": f"{cfg['temporal_views']}x{cfg['spatial_views']}", "epochs": epochs,
-        "score_averaging": score_averaging, **({"eval_epochs": points} if points else {}),
-    }
+    return {**metrics, **run.facts(), **({"eval_epochs": points} if points else {})}
+
+
+class FineTuning:
+    """One fine-tuning run of a checkpoint's transferred encoder (its `encoder` and `input`): the
+    model (the classifier, or the method's own task), its training clips, the engine settings of
+    the recipe `cfg`, and the tester of its test views. An encoder of motion inputs reads its
+    clips from `motion_cache` (MaCLR's Motion pathway in protocols/finetune_vf.py)."""
+
+    def __init__(self, checkpoint: dict, train: pd.DataFrame, test: pd.DataFrame, root: Path, motion_cache: Path | None,
+                 cfg: dict, num_classes: int, seed: int):
+        inputs = checkpoint["input"]
+        self.cfg, self.seed, self.num_train, self.num_test, self.num_classes = cfg, seed, len(train), len(test), num_classes
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        torch.manual_seed(seed)
+        spec = clip_spec(inputs)
+        own = own_task(checkpoint, train, root, motion_cache, cfg, num_classes, seed)
+        if own is None:
+            self.model = Classifier(checkpoint, num_classes, float(cfg["dropout"]))
+            self.data = TrainClips(train, clip_reader(inputs, root, motion_cache, spec, cfg["augment"]), seed,
+                                   flip_p=float(cfg.get("flip_p", 0.5)))
+        else:
+            self.model, self.data = own
+        self.model = self.model.to(self.device)
+        self.epochs = int(cfg["epochs"])
+        self.score_averaging = cfg.get("score_averaging", "softmax")
+        if self.score_averaging not in ("softmax", "logits"):
+            raise SuiteError(f"finetune.score_averaging must be softmax or logits, got {self.score_averaging!r}")
+        if inputs["modality"] == "rgb":  # the short side is the crop unless a recipe sets it
+            test_crop = int(cfg["test_crop_size"] or spec.crop_size)
+            test_short = int(cfg.get("test_short_side") or test_crop)
+        else:  # motion is cut from its cache as cached (as protocols.features reads it)
+            test_crop, test_short = spec.crop_size, spec.short_side
+        test_spec = ClipSpec(spec.num_frames, spec.stride, test_crop, test_short, int(cfg["temporal_views"]), int(cfg["spatial_views"]))
+        self.tester = Tester(test, clip_reader(inputs, root, motion_cache, test_spec, None), self.score_averaging,
+                             self.device, int(cfg.get("recall_min_events", 0)))
+
+    def fit(self, on_epoch_end=None) -> None:
+        cfg = self.cfg
+        # PySlowFast's schedule: linear warm-up from warmup_start_lr, then cosine decay (or a recipe's steps).
+        optimizer = {"name": "sgd", "lr": cfg["lr"], "momentum": cfg["momentum"], "weight_decay": cfg["weight_decay"],
+                     "nesterov": bool(cfg.get("nesterov", False)),
+                     "warmup_epochs": cfg["warmup_epochs"], "warmup_start_lr": cfg["warmup_start_lr"],
+                     "schedule": cfg.get("schedule", "cosine"), "milestones": cfg.get("milestones", [])}
+        grad_clip_norm = float(cfg["grad_clip_norm"]) if cfg.get("grad_clip_norm") else None
+        fit(self.model, self.data, RunSettings(epochs=self.epochs, batch_size=min(int(cfg["batch_size"]), len(self.data)),
+                                               optimizer=optimizer, grad_clip_norm=grad_clip_norm, seed=self.seed,
+                                               drop_last=False, title="fine-tuning"),
+            on_epoch_end=on_epoch_end)
+
+    def facts(self) -> dict:
+        return {"num_train_videos": self.num_train, "num_test_videos": self.num_test, "num_classes": self.num_classes,
+                "views": f"{self.cfg['temporal_views']}x{self.cfg['spatial_views']}", "epochs": self.epochs,
+                "score_averaging": self.score_averaging}
+
+
+def clip_reader(inputs: dict, root: Path, motion_cache: Path | None, spec: ClipSpec, augment: dict | None):
+    """The reader of an encoder's input clips: decoded RGB (colour-augmented by `augment` when
+    given), or clips of its motion cache (flipped with the plan, no colour augmentation)."""
+    if inputs["modality"] == "rgb":
+        return ClipReader(root, spec, inputs["mean"], inputs["std"], augment=augment)
+    if motion_cache is None:
+        raise SuiteError(f"this encoder reads {inputs['kind']} inputs: pass --motion-cache")
+    return MotionClipReader(motion_cache, spec, float(inputs["motion_scale"]))
 
 
 def own_task(checkpoint: dict, train: pd.DataFrame, root: Path, motion_cache: Path | None, cfg: dict,
@@ -195,6 +225,18 @@ class Tester:
         self.recall_min_events = recall_min_events
 
     def __call__(self, model: Classifier) -> dict:
+        return self.metrics(self.scores(model))
+
+    def metrics(self, scores: torch.Tensor) -> dict:
+        """Top-1 / top-5 (or VidSitu's verb metrics) of per-video scores (videos, classes)."""
+        if self.label_sets is not None:
+            return verb_metrics(scores, self.label_sets, self.recall_min_events)
+        top = scores.topk(min(5, scores.shape[1]), dim=1).indices
+        return {"top1": 100.0 * float((top[:, 0] == self.labels).float().mean()),
+                "top5": 100.0 * float((top == self.labels[:, None]).any(1).float().mean())}
+
+    def scores(self, model: Classifier) -> torch.Tensor:
+        """Per test video, its views' softmax (or logits) averaged: (videos, classes)."""
         model.eval()
         scores = []
         with torch.no_grad():
@@ -204,11 +246,7 @@ class Tester:
                 logits = torch.cat([model.logits(torch.stack(clips[i : i + 32]).to(self.device)).cpu()
                                     for i in range(0, len(clips), 32)])
                 scores.append((F.softmax(logits, dim=1) if self.score_averaging == "softmax" else logits).mean(0))
-        if self.label_sets is not None:
-            return verb_metrics(torch.stack(scores), self.label_sets, self.recall_min_events)
-        top = torch.stack(scores).topk(min(5, scores[0].numel()), dim=1).indices
-        return {"top1": 100.0 * float((top[:, 0] == self.labels).float().mean()),
-                "top5": 100.0 * float((top == self.labels[:, None]).any(1).float().mean())}
+        return torch.stack(scores)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -44,9 +44,13 @@ PROTOCOL_METRICS: dict[str, ProtocolMetrics] = {
     "lowshot": _FINETUNE,
     # CMD Table 5 (the checkpoint's extra encoders, its I-Network and M-Network) and Table 7 (R@1 of the
     # snapshot after <k> pretraining epochs): protocols/retrieval.py
-    "retrieval": ProtocolMetrics(writes=("r_at_<k>", "r_at_<k>_ep<k>", "i_network_r_at_<k>", "m_network_r_at_<k>"),
+    # MaCLR: its Motion pathway (extra encoder `motion`) too.
+    "retrieval": ProtocolMetrics(writes=("r_at_<k>", "r_at_<k>_ep<k>", "i_network_r_at_<k>", "m_network_r_at_<k>", "motion_r_at_<k>"),
                                  required=("r_at_1",),
-                                 reports=("r_at_<k>", "r_at_<k>_ep<k>", "i_network_r_at_<k>", "m_network_r_at_<k>")),
+                                 reports=("r_at_<k>", "r_at_<k>_ep<k>", "i_network_r_at_<k>", "m_network_r_at_<k>", "motion_r_at_<k>")),
+    # MaCLR Table 2 "V+F": the fused streams and each stream alone (protocols/finetune_vf.py)
+    "finetune_vf": ProtocolMetrics(writes=_ACCURACY + ("visual_top1", "motion_top1"), required=_ACCURACY,
+                                   reports=_ACCURACY + ("visual_top1", "motion_top1")),
     # CMD Table 7: top-1 accuracy of the pretext tasks in pretraining epoch <k> (protocols/pretext.py)
     "pretext": ProtocolMetrics(writes=_PRETEXT, required=(), reports=_PRETEXT),
 }

@@ -41,7 +41,8 @@ def test_without_jitter_pairs_are_synchronised():
 
 def test_table1_ablations_are_config_switches():
     table1 = {"maclr", "v_only", "m_only", "diff", "flow", "no_tjitter", "no_mthresh", "no_lm"}
-    assert set(method_variants("maclr")) == table1 | {"mv_key_negatives", "random_init"}
+    tables245 = {"maclr_600ep", "v_only_600ep", "maclr_600ep_r18"}  # evaluation clips (tests/test_evaluation_clip.py)
+    assert set(method_variants("maclr")) == table1 | tables245 | {"mv_key_negatives", "random_init"}
     assert method_config("maclr", "smoke", "random_init")["epochs"] == {"k400_mini": 0, "k400": 0}  # the learning check's baseline
     assert method_config("maclr", "full", "maclr")["mv_negatives"] == "query_modality"  # Eq. (2) as printed
     assert method_config("maclr", "full", "mv_key_negatives")["mv_negatives"] == "key_modality"

@@ -69,6 +69,10 @@ class MaCLR(PretrainMethod):
         return "rgb" if cfg["eval_pathway"] == "visual" else cfg["motion"]["input"]
 
     @staticmethod
+    def extra_transfer_inputs(cfg: dict) -> list[str]:
+        return [cfg["motion"]["input"]] if _has_second_pathway(cfg) else []
+
+    @staticmethod
     def describe(cfg: dict, pretrain: str) -> str:
         v, m = cfg["visual"], cfg["motion"]
         motion = (f", motion {m['input']} {m['clip']['num_frames']}x{m['clip']['stride']} (gamma {m['threshold']})"
@@ -105,17 +109,35 @@ class MaCLR(PretrainMethod):
     @staticmethod
     def transfer_settings(cfg: dict) -> dict:
         """The transferred pathway's width and clip (`eval_pathway`), with the visual normalisation."""
-        section = cfg[cfg["eval_pathway"]]
-        return {"width_multiplier": float(section["width_multiplier"]), "clip": section["clip"],
-                "mean": cfg["visual"]["normalize_mean"], "std": cfg["visual"]["normalize_std"]}
+        return _pathway_settings(cfg, cfg["eval_pathway"])
 
     def transfer_encoder(self) -> TransferEncoder:
         """The Visual pathway (§3), or the Motion pathway for M-only, and how to feed it."""
-        cfg, pathway = self.cfg, self.cfg["eval_pathway"]
-        settings, kind = self.transfer_settings(cfg), self.transfer_input(cfg)
+        return self._pathway_encoder(self.cfg["eval_pathway"])
+
+    def extra_transfer_encoders(self) -> dict[str, TransferEncoder]:
+        """The Motion pathway beside the transferred Visual one, where both were trained: Table 2's
+        "V+F" keeps it "during inference" (protocol finetune_vf); retrieval reports it too."""
+        return {"motion": self._pathway_encoder("motion")} if _has_second_pathway(self.cfg) else {}
+
+    def _pathway_encoder(self, pathway: str) -> TransferEncoder:
+        cfg, settings = self.cfg, _pathway_settings(self.cfg, pathway)
+        kind = "rgb" if pathway == "visual" else cfg["motion"]["input"]
         return TransferEncoder(
             backbone=cfg[pathway]["backbone"], width_multiplier=settings["width_multiplier"],
             in_channels=3 if kind == "rgb" else KINDS[kind], module=self.online[pathway].backbone,
             input=input_block(kind, settings["clip"], settings["mean"], settings["std"],
                               float(cfg["motion"]["input_scale"][kind]) if kind != "rgb" else 1.0),
         )
+
+
+def _has_second_pathway(cfg: dict) -> bool:
+    """Both pathways trained and the Visual one transferred: the Motion one is the checkpoint's extra encoder."""
+    return cfg["eval_pathway"] == "visual" and "motion" in cfg["pathways"]
+
+
+def _pathway_settings(cfg: dict, pathway: str) -> dict:
+    """A pathway's width and clip, with the visual normalisation (what its encoder reads)."""
+    section = cfg[pathway]
+    return {"width_multiplier": float(section["width_multiplier"]), "clip": section["clip"],
+            "mean": cfg["visual"]["normalize_mean"], "std": cfg["visual"]["normalize_std"]}

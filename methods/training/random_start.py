@@ -37,7 +37,7 @@ def write_random_start(method: str, variant: str, scale: str, out: Path, seed: i
                   # a baseline is evaluated with the recipe of the method it is compared with (protocols.cli.recipe_owner)
                   "recipe_method": cfg.get("input_from") or method}
     out.mkdir(parents=True, exist_ok=True)
-    write_transfer_checkpoint(out / "checkpoint.pt", task.transfer_encoder(), provenance, cfg)
+    write_transfer_checkpoint(out / "checkpoint.pt", task.transfer_encoder(), provenance, cfg, task.extra_transfer_encoders())
     write_json(out / "summary.json", {"epochs": 0, "steps": 0, **provenance})
     return out / "checkpoint.pt"
 
