@@ -156,10 +156,16 @@ class ControllableAugmentations(PretrainMethod):
     # -- DAG -------------------------------------------------------------------------------------
     @staticmethod
     def describe(cfg: dict, pretrain: str) -> str:
-        levels = cfg["low_level"]["levels"]
-        return (f"{cfg['backbone']} {'+'.join(cfg['objectives'])}, K={cfg['num_clips']}, T_v={cfg['global_feature_frames']}, "
-                f"levels {levels['bcs']}/{levels['hue']}/{levels['blur']}, td head {cfg['temporal_dependency']['head']}, "
-                f"{cfg['epochs'][pretrain]} epochs, batch {cfg['batch_size']}, input {cfg['clip']['crop_size']}")
+        levels, opt, clip = cfg["low_level"]["levels"], cfg["optimizer"], cfg["clip"]
+        milestones = opt.get("milestones", [])
+        milestones = milestones.get(pretrain, []) if isinstance(milestones, dict) else milestones
+        return (f"Controllable Augmentations {cfg.get('variant')} on {pretrain}: {cfg['epochs'][pretrain]} epochs "
+                f"(lr x{opt.get('gamma', 0.1)} at {list(milestones)}), batch {cfg['batch_size']}, {opt['name']} lr {opt['lr']} "
+                f"wd {opt['weight_decay']}, {cfg['backbone']} x{cfg['width_multiplier']} "
+                f"{clip['num_frames']}x{clip['stride']}x{clip['crop_size']}^2, K={cfg['num_clips']}, "
+                f"global {cfg['global_view']['num_frames']} frames T_v={cfg['global_feature_frames']}, "
+                f"objectives {'+'.join(cfg['objectives'])}, levels {levels['bcs']}/{levels['hue']}/{levels['blur']} "
+                f"in {cfg['low_level']['groups']} groups, td head {cfg['temporal_dependency']['head']}")
 
     def pretrain_dataset(self, manifest, sources: DataSources, seed: int):
         return CtrlAugPretrainData(manifest, self.cfg, sources.root, sources.video_dir, seed)
