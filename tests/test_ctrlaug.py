@@ -316,7 +316,7 @@ def test_training_steps_lower_the_loss_and_reach_every_module():
                 assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in getattr(model, name).parameters()), name
         for opt in opts.values():
             opt.step()
-        losses.append(float(terms["rc"]))
+        losses.append(float(terms["rc"].detach()))
     assert losses[-1] < losses[0]
     log = model.step_log(batch)
     assert {"correspondence_ms", "mi_estimate", "mi_local_global"} <= set(log)
