@@ -96,15 +96,17 @@ def test_ordering_verdicts():
 
 def test_orderings_report_from_metrics_files(tmp_path):
     """The report reads each seed's metrics file and nothing else; rows of methods that do not
-    exist yet (HCML, Controllable Augmentations) say `not built`, and the rows of the built
-    methods (MaCLR, MCL, CMD) need every seed's metrics file of both sides."""
+    exist yet (HCML) say `not built`, and the rows of the built methods (MaCLR, MCL, CMD,
+    Controllable Augmentations) need every seed's metrics file of both sides."""
     top1 = {("maclr", "maclr"): lambda s: 60.0 + s, ("maclr", "v_only"): lambda s: 40.0 + s,
             ("maclr", "flow"): lambda s: 50.0 + 2 * s, ("maclr", "diff"): lambda s: 50.0,
             ("maclr", "random_init"): lambda s: 10.0,
             ("mcl", "ta_sa_mal"): lambda s: 30.0 + s, ("mcl", "ta_sa"): lambda s: 20.0,
             ("mcl", "baseline"): lambda s: 22.0 - s, ("mcl", "random_init"): lambda s: 4.0 + 9 * s,
             ("cmd", "full_c3d"): lambda s: 30.0, ("cmd", "context_only_c3d"): lambda s: 34.0 + s,
-            ("cmd", "motion_only_c3d"): lambda s: 20.0 + s, ("cmd", "random_init"): lambda s: 12.0}
+            ("cmd", "motion_only_c3d"): lambda s: 20.0 + s, ("cmd", "random_init"): lambda s: 12.0,
+            ("ctrlaug", "rc_mi_td"): lambda s: 40.0 + s, ("ctrlaug", "nce"): lambda s: 30.0 + s,
+            ("ctrlaug", "random_init"): lambda s: 12.0}
     for (method, variant), value in top1.items():
         for seed in (0, 1, 2):
             write_json(tmp_path / f"eval/{method}/{variant}/k400_mini/seed{seed}/linear/ucf101_split1.json",
@@ -119,6 +121,7 @@ def test_orderings_report_from_metrics_files(tmp_path):
     assert "| MCL | Table 1 | TA+SA > baseline | 20.0 ± 0.0 | 21.0 ± 1.0 | -1.0 | 1.0 | 3 | not resolved |" in text
     assert "| CMD | Table 4 | I-frames + motion vectors > I-frames only | 30.0 ± 0.0 | 35.0 ± 1.0 | -5.0 | 1.0 | 3 | reversed |" in text
     assert "| HCML | Table 2 | PMB + self-supervision > PMB | not built | not built |" in text
+    assert "| Controllable Augmentations | Table 7 | L_rc + L_mi + L_td > L_nce | 41.0 ± 1.0 | 31.0 ± 1.0 | +10.0 | 0.0 | 3 | holds |" in text
     assert "MaCLR > random init | 61.0 ± 1.0 | 10.0 ± 0.0 | +51.0 | 1.0 | 3 | passes |" in text
     # 18 points over random init, but the per-seed differences (26, 18, 10) spread by 8: fewer than 3 spreads
     assert "MCL > random init | 31.0 ± 1.0 | 13.0 ± 9.0 | +18.0 | 8.0 | 3 | fails |" in text

@@ -58,6 +58,7 @@ def pretrain(args: argparse.Namespace) -> dict:
         raise SuiteError(f"{args.manifest}: no train videos")
     if str(args.pretrain) not in cfg["epochs"]:
         raise SuiteError(f"methods/{args.method}/config.yaml: `epochs` has no entry for pretraining set {args.pretrain!r}")
+    pick_milestones(cfg, args.method, args.pretrain)
     seed_everything(seed)  # before the modules are built: their initial weights follow from the seed
     task = cls(cfg)
     sources = DataSources(Path(args.root), args.video_dir, dict(args.input))
@@ -93,6 +94,16 @@ def pretrain(args: argparse.Namespace) -> dict:
     if dist.is_initialized():
         dist.destroy_process_group()
     return summary
+
+
+def pick_milestones(cfg: dict, method: str, pretrain: str) -> None:
+    """A step schedule's `milestones` given per pretraining set (`{<set>: [epochs]}`, as `epochs`)
+    becomes the run's list (Controllable Augmentations §4.2: decay at 150 on UCF101, 70 on K400)."""
+    for name, section in [("optimizer", cfg.get("optimizer") or {}), *((f"optimizers.{k}", v) for k, v in (cfg.get("optimizers") or {}).items())]:
+        if isinstance(section.get("milestones"), dict):
+            if pretrain not in section["milestones"]:
+                raise ConfigError(f"methods/{method}/config.yaml: `{name}.milestones` has no entry for pretraining set {pretrain!r}")
+            section["milestones"] = list(section["milestones"][pretrain])
 
 
 def apply_init_weights(cfg: dict, path: Path | None, method: str, variant: str) -> None:
