@@ -113,7 +113,9 @@ class HCMLNet(nn.Module):
                                 for l in self.levels})
         self.out_dim = trunk.out_dim
 
-    def forward_with_motion(self, x: torch.Tensor):
+    def forward_with_motion(self, x: torch.Tensor, stop_after: int | None = None):
+        """(pooled features, {level: P}); with `stop_after` the pass ends at that level's P (the
+        self-supervised phase needs nothing above its active level) and the features are None."""
         motion = {}
         feats = [self.trunk.stem] + list(self.trunk.stages)
         for level, layer in enumerate(feats):
@@ -121,6 +123,8 @@ class HCMLNet(nn.Module):
             if level in self.levels:
                 p = self.pmb[str(level)](x)
                 motion[level] = p
+                if level == stop_after:
+                    return None, motion
                 x = x + self.g[str(level)](p)
         return self.trunk.pool(x).flatten(1), motion
 
