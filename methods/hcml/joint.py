@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.config import deep_merge
+from datasets.clips.reader import ClipReader, clip_spec
+from datasets.clips.sampling import plan_test_clips
 from methods.hcml.data import HCMLClips
 from methods.hcml.losses import joint_objective
 from methods.hcml.model import HCML
@@ -60,7 +62,26 @@ def phase_settings(settings: dict, phase: str, batch: int, seed: int, title: str
                  "warmup_epochs": settings[f"{phase}_warmup_epochs"], "warmup_start_lr": settings.get("warmup_start_lr")}
     return RunSettings(epochs=int(settings[f"{phase}_epochs"]), batch_size=batch, optimizer=optimizer, seed=seed,
                        grad_clip_norm=float(settings["grad_clip_norm"]) if settings.get("grad_clip_norm") else None,
+                       max_steps_per_epoch=int(settings["max_steps_per_epoch"]) if settings.get("max_steps_per_epoch") else None,
                        drop_last=False, title=title)
+
+
+def build_from_checkpoint(cfg: dict, checkpoint: dict, seed: int) -> HCML:
+    """HCML of `cfg` (seeded side branch) with the checkpoint's backbone weights."""
+    torch.manual_seed(seed)
+    hcml = HCML(cfg)
+    hcml.net.load_state_dict(checkpoint["encoder"]["state_dict"])
+    return hcml
+
+
+def self_supervised_phase(hcml: HCML, data: HCMLClips, settings: dict, batch: int, seed: int) -> HCML:
+    """The progressive self-supervised phase (§3.2) for `ss_epochs`; every parameter learns again
+    after it (the engine's last stage left the levels below it frozen)."""
+    if hcml.self_supervised and int(settings["ss_epochs"]) > 0:
+        fit(hcml, data, phase_settings(settings, "ss", batch, seed, "HCML self-supervised phase"))
+    for p in hcml.parameters():
+        p.requires_grad_(True)
+    return hcml
 
 
 def train_with_labels(cfg: dict, checkpoint: dict, train: pd.DataFrame, root: Path, settings: dict,
@@ -69,15 +90,31 @@ def train_with_labels(cfg: dict, checkpoint: dict, train: pd.DataFrame, root: Pa
     self-supervised phase where the variant has self-supervision and `ss_epochs` > 0, then the joint
     phase; returns the trained model (its `logits` for the test)."""
     cfg = recipe_config(cfg, settings)
-    torch.manual_seed(seed)
-    hcml = HCML(cfg)
-    hcml.net.load_state_dict(checkpoint["encoder"]["state_dict"])
+    hcml = build_from_checkpoint(cfg, checkpoint, seed)
     data = HCMLClips(train, root, cfg, seed)
     batch = min(int(settings["batch_size"]), len(data))
-    if hcml.self_supervised and int(settings["ss_epochs"]) > 0:
-        fit(hcml, data, phase_settings(settings, "ss", batch, seed, "HCML self-supervised phase"))
-        for p in hcml.parameters():  # the engine's last stage left the lower levels frozen
-            p.requires_grad_(True)
+    self_supervised_phase(hcml, data, settings, batch, seed)
     model = JointTraining(hcml, num_classes)
     fit(model, data, phase_settings(settings, "joint", batch, seed, "HCML joint training (Eq. 5)"))
     return model
+
+
+@torch.no_grad()
+def level_features(hcml: HCML, videos: pd.DataFrame, root: Path, level: int, device: torch.device,
+                   batch_size: int = 16) -> torch.Tensor:
+    """(videos, C) motion features P of hierarchy level `level` (0, 1, 2), one clip per video (the test sampler's single view: first position, centre crop),
+    averaged over time and space: what Table 1's classifier and Table 5's kNN read."""
+    cfg = hcml.cfg
+    spec = clip_spec(cfg["clip"], temporal_views=1, spatial_views=1)
+    reader = ClipReader(root, spec, cfg["normalize_mean"], cfg["normalize_std"])
+    hcml.eval().to(device)
+    features = []
+    rows = list(videos.itertuples())
+    for start in range(0, len(rows), batch_size):
+        clips = []
+        for row in rows[start:start + batch_size]:
+            (plan,) = plan_test_clips(reader.num_frames(row), reader.frame_hw(row), spec)
+            clips.append(reader(row, plan))
+        _, motion = hcml.net.forward_with_motion(torch.stack(clips).to(device), stop_after=hcml.levels[level])
+        features.append(motion[hcml.levels[level]].mean(dim=(2, 3, 4)).cpu())
+    return torch.cat(features)

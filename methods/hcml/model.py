@@ -177,6 +177,10 @@ class HCML(PretrainMethod):
             level = self.levels[i]
             names = [f"net.trunk.{'stem' if p == 0 else f'stages.{p - 1}'}" for p in range(done + 1, level + 1)]
             names += [f"net.pmb.{level}", "flow" if i == self.reconstruct_level else f"predictors.{i}"]
+            # the PMBs and fusion convs on the way up that no earlier stage trained (Table 1's
+            # reconstruction rows above level 1 train one stage, from the stem to their level)
+            names += [f"net.{part}.{lv}" for lv in self.levels if done < lv < level
+                      for part in ("pmb", "g")]
             if done >= 0:
                 names.append(f"net.g.{done}")
             stages.append(Stage(f"level{i}", n, tuple(names)))
