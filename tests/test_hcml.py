@@ -208,3 +208,22 @@ def test_learning_rate_follows_the_linear_scaling_rule(scale):
     cfg = method_config("hcml", scale, "pmb_selfsup")
     rule = cfg["lr_scaling"]
     assert cfg["optimizer"]["lr"] == pytest.approx(rule["lr_per_gpu"] * cfg["batch_size"] / rule["clips_per_gpu"])
+
+
+def test_frame_folder_clips_read_as_video_clips(tmp_path):
+    """Something-V1's JPEG frame folders go through the shared clip reader: frame i is file i + 1."""
+    import cv2
+    import numpy as np
+
+    from core.errors import VideoDecodeError
+    from datasets.clips.decode import decode_frames
+
+    folder = tmp_path / "20bn-something-something-v1" / "7"
+    folder.mkdir(parents=True)
+    for i in range(6):
+        cv2.imwrite(str(folder / f"{i + 1:05d}.jpg"), np.full((8, 10, 3), 40 * i, dtype=np.uint8))
+    frames = decode_frames(folder, [4, 1, 1])
+    assert frames.shape == (3, 8, 10, 3)
+    assert [int(round(f.mean())) for f in frames] == [160, 40, 40]
+    with pytest.raises(VideoDecodeError, match="00007.jpg"):
+        decode_frames(folder, [6])
