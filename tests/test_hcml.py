@@ -227,3 +227,26 @@ def test_frame_folder_clips_read_as_video_clips(tmp_path):
     assert [int(round(f.mean())) for f in frames] == [160, 40, 40]
     with pytest.raises(VideoDecodeError, match="00007.jpg"):
         decode_frames(folder, [6])
+
+
+def test_a_non_finite_term_is_named_with_its_step_and_videos():
+    model = smoke_model()
+    settings = RunSettings(epochs=1, batch_size=2, optimizer={"name": "sgd", "lr": 0.1})
+    clip = torch.randn(2, 3, 8, 32, 32)
+    clip[1, :, 3] = float("nan")
+    batch = {"clip": clip, "video_id": ["v_ok", "v_nan"]}
+    with pytest.raises(SuiteError, match=r"epoch 0 step 3: reconstruct = nan.*videos v_ok, v_nan"):
+        train_step(model, model, batch, {}, [], settings, torch.device("cpu"), "epoch 0 step 3")
+
+
+@pytest.mark.parametrize("d,s", [(6, 2), (5, 2), (2, 1)])
+def test_strided_cost_volume_equals_the_einsum_and_naive_ones(d, s, monkeypatch):
+    from methods.backbones import hcml as blocks
+
+    torch.manual_seed(1)
+    a, b = torch.randn(3, 4, 7, 9), torch.randn(3, 4, 7, 9)
+    reference = cost_volume(a, b, d, s)
+    assert torch.allclose(reference, naive_cost_volume(a, b, d, s), atol=1e-6)
+    assert torch.allclose(blocks.strided_cost_volume(a, b, d, s), reference, atol=1e-6)
+    monkeypatch.setattr(blocks, "STRIDED_CHUNK_ELEMENTS", 1)  # one displacement row at a time
+    assert torch.allclose(blocks.strided_cost_volume(a, b, d, s), reference, atol=1e-6)

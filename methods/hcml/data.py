@@ -35,4 +35,5 @@ class HCMLClips(Dataset):
         row = self.videos.iloc[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
         plan = plan_train_clip(self.reader.num_frames(row), self.reader.frame_hw(row), self.reader.spec, rng)
-        return {"clip": self.reader(row, plan), "label": torch.tensor(int(row.label)), "index": torch.tensor(index)}
+        # the video id rides along so that the engine's stop on a non-finite loss names the videos
+        return {"clip": self.reader(row, plan), "label": torch.tensor(int(row.label)), "video_id": str(row.video_id)}
