@@ -48,7 +48,7 @@ def strided_cost_volume(a: torch.Tensor, b: torch.Tensor, max_displacement: int 
     view (unfold, no copy), multiplied with `a` and summed over channels, a block of displacement rows
     at a time so the temporary product stays under STRIDED_CHUNK_ELEMENTS. Equal to `cost_volume`
     (tests/test_hcml.py); 4-5x faster on the CPU at the paper's res2 / res3 sizes (README, "HCML as
-    built"). The network computes with it; the compute counts read `cost_volume`'s einsums."""
+    built"). The network computes with it; FLOP counts (traced) read `cost_volume`'s einsums."""
     d, s = max_displacement, stride
     k = 2 * (d // s) + 1
     a = F.normalize(a, dim=1)
@@ -93,7 +93,10 @@ class PrimeMotionBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         r = self.reduce(x)
-        cv = self.cv_norm(temporal_cost_volume(r, self.d, self.s, correlate=strided_cost_volume))
+        # Under tracing (fvcore's FLOP counts) the one-einsum-per-displacement version, whose
+        # multiply-adds the counter sees; the same numbers as the strided one, which trains faster.
+        correlate = cost_volume if torch.jit.is_tracing() else strided_cost_volume
+        cv = self.cv_norm(temporal_cost_volume(r, self.d, self.s, correlate=correlate))
         return self.fuse(torch.cat([r, cv], dim=1))
 
 
