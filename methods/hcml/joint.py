@@ -102,8 +102,9 @@ def train_with_labels(cfg: dict, checkpoint: dict, train: pd.DataFrame, root: Pa
 @torch.no_grad()
 def level_features(hcml: HCML, videos: pd.DataFrame, root: Path, level: int, device: torch.device,
                    batch_size: int = 16) -> torch.Tensor:
-    """(videos, C) motion features P of hierarchy level `level` (0, 1, 2), one clip per video (the test sampler's single view: first position, centre crop),
-    averaged over time and space: what Table 1's classifier and Table 5's kNN read."""
+    """(videos, C) motion features P of hierarchy level `level` (0, 1, 2), one clip per video (the
+    test sampler's single view: first position, centre crop), averaged over time and space: what
+    Table 1's classifier and Table 5's kNN read."""
     cfg = hcml.cfg
     spec = clip_spec(cfg["clip"], temporal_views=1, spatial_views=1)
     reader = ClipReader(root, spec, cfg["normalize_mean"], cfg["normalize_std"])
