@@ -14,6 +14,9 @@ PROTOCOLS = {
     "svm": "protocols.svm",
     "pretext": "protocols.pretext",  # CMD Table 7: pretext accuracies logged during pretraining
     "finetune_vf": "protocols.finetune_vf",  # MaCLR Table 2 "V+F": Visual and Motion pathways fine-tuned, late fusion
+    "joint_train": "protocols.joint_train",  # HCML Tables 2, 3, 6: training with labels from scratch (Eq. 5)
+    "efficacy": "protocols.efficacy",  # HCML Table 1: efficacy scores of one level's motion features
+    "knn_motion": "protocols.knn_motion",  # HCML Table 5: kNN on one level's motion features
 }
 IMPLEMENTED = frozenset(PROTOCOLS)
 # Protocols that also evaluate a checkpoint's `extra_encoders` (their inputs' caches are the

@@ -37,6 +37,9 @@ _PRETEXT = ("context_matching_top1_ep<k>", "motion_prediction_top1_ep<k>")
 _FINETUNE = ProtocolMetrics(
     writes=_ACCURACY + ("top1_ep<k>", "top5_ep<k>", "macro_recall_at_<k>"), required=_ACCURACY,
     reports=_ACCURACY + ("top1_ep<k>", "top5_ep<k>", "macro_recall_at_<k>"))
+_HCML_JOINT = _ACCURACY + ("top1_single_clip", "top5_single_clip")
+_HCML_EFFICACY = tuple(f"efficacy_{s}{part}" for s in ("action", "reconstruction", "contrastive")
+                       for part in ("", "_train_top1", "_test_top1"))
 PROTOCOL_METRICS: dict[str, ProtocolMetrics] = {
     "linear": ProtocolMetrics(writes=_ACCURACY, required=_ACCURACY, reports=_ACCURACY),
     "svm": ProtocolMetrics(writes=_ACCURACY, required=_ACCURACY, reports=_ACCURACY),  # MCL §4.2 linear SVM
@@ -53,6 +56,13 @@ PROTOCOL_METRICS: dict[str, ProtocolMetrics] = {
                                    reports=_ACCURACY + ("visual_top1", "motion_top1")),
     # CMD Table 7: top-1 accuracy of the pretext tasks in pretraining epoch <k> (protocols/pretext.py)
     "pretext": ProtocolMetrics(writes=_PRETEXT, required=(), reports=_PRETEXT),
+    # HCML Tables 2, 3, 6: one trained model tested on a single clip (Table 2) and on the recipe's views
+    "joint_train": ProtocolMetrics(writes=_HCML_JOINT, required=_HCML_JOINT, reports=_HCML_JOINT),
+    # HCML Table 1: efficacy scores (Acc_train / gap, gap floored at 1 point, so within [0, 100]) and
+    # the classifier's accuracies behind them; level 1 has no contrastive supervision
+    "efficacy": ProtocolMetrics(writes=_HCML_EFFICACY, required=("efficacy_action", "efficacy_reconstruction"),
+                                reports=_HCML_EFFICACY),
+    "knn_motion": ProtocolMetrics(writes=("top1",), required=("top1",), reports=("top1",)),  # HCML Table 5
 }
 
 

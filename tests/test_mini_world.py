@@ -95,9 +95,9 @@ def test_ordering_verdicts():
 
 
 def test_orderings_report_from_metrics_files(tmp_path):
-    """The report reads each seed's metrics file and nothing else; rows of methods that do not
-    exist yet (HCML) say `not built`, and the rows of the built methods (MaCLR, MCL, CMD,
-    Controllable Augmentations) need every seed's metrics file of both sides."""
+    """The report reads each seed's metrics file and nothing else; rows of methods or variants that do
+    not exist yet (HCML's mini run) say `not built`, and the rows of the built methods (MaCLR, MCL,
+    CMD, Controllable Augmentations) need every seed's metrics file of both sides."""
     top1 = {("maclr", "maclr"): lambda s: 60.0 + s, ("maclr", "v_only"): lambda s: 40.0 + s,
             ("maclr", "flow"): lambda s: 50.0 + 2 * s, ("maclr", "diff"): lambda s: 50.0,
             ("maclr", "random_init"): lambda s: 10.0,
@@ -120,7 +120,8 @@ def test_orderings_report_from_metrics_files(tmp_path):
     assert "| MCL | Table 1 | TA+SA+L_MAL > TA+SA | 31.0 ± 1.0 | 20.0 ± 0.0 | +11.0 | 1.0 | 3 | holds |" in text
     assert "| MCL | Table 1 | TA+SA > baseline | 20.0 ± 0.0 | 21.0 ± 1.0 | -1.0 | 1.0 | 3 | not resolved |" in text
     assert "| CMD | Table 4 | I-frames + motion vectors > I-frames only | 30.0 ± 0.0 | 35.0 ± 1.0 | -5.0 | 1.0 | 3 | reversed |" in text
-    assert "| HCML | Table 2 | PMB + self-supervision > PMB | not built | not built |" in text
+    # HCML Table 2 compares training with labels from scratch, not this report's evaluation (orderings.yaml)
+    assert "| HCML | Table 2 |" not in text and "HCML > random init | not built | not built |" in text
     assert "| Controllable Augmentations | Table 7 | L_rc + L_mi + L_td > L_nce | 41.0 ± 1.0 | 31.0 ± 1.0 | +10.0 | 0.0 | 3 | holds |" in text
     assert "MaCLR > random init | 61.0 ± 1.0 | 10.0 ± 0.0 | +51.0 | 1.0 | 3 | passes |" in text
     # 18 points over random init, but the per-seed differences (26, 18, 10) spread by 8: fewer than 3 spreads

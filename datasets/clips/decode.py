@@ -189,6 +189,8 @@ def decode_frames(
     if idx.min() < 0:
         raise ValueError(f"{path}: negative frame index {int(idx.min())}")
     last = int(idx.max())
+    if path.is_dir():  # a frame-folder dataset (Something-V1): the same clip semantics, frame i = file i+1
+        return read_frame_folder(path, idx)
     if use_cache:
         frames = _CACHE.get(_file_key(path))
         if frames is None and _worth_caching(path, idx):
@@ -203,6 +205,22 @@ def decode_frames(
     if kept is None:
         kept = _decode_sequential(path, idx)
     return np.stack([kept[i] for i in idx.tolist()])
+
+
+def read_frame_folder(folder: Path, idx: np.ndarray) -> np.ndarray:
+    """RGB frames at `idx` of a folder of JPEG frames 00001.jpg ... (Something-V1's official layout;
+    frame i is file i + 1), as uint8 (T, H, W, 3). Raises VideoDecodeError naming the frame file
+    that is missing or unreadable."""
+    import cv2
+
+    frames = {}
+    for i in sorted(set(idx.tolist())):
+        file = folder / f"{i + 1:05d}.jpg"
+        image = cv2.imread(str(file)) if file.is_file() else None
+        if image is None:
+            raise VideoDecodeError(f"{file}: frame {i} of frame folder {folder} is missing or unreadable")
+        frames[i] = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return np.stack([frames[i] for i in idx.tolist()])
 
 
 def _decode_sequential(path: Path, idx: np.ndarray) -> dict[int, np.ndarray]:

@@ -375,7 +375,8 @@ def train_step(runner, task: TrainingTask, sample: dict, optimizers: dict, clipp
         loss = task.total_loss(terms)
     if not torch.isfinite(loss):
         values = ", ".join(f"{n} = {t.item():.6g}" for n, t in terms.items())
-        raise SuiteError(f"non-finite loss at {where}: {values}")
+        videos = f"; videos {', '.join(map(str, sample['video_id']))}" if "video_id" in sample else ""
+        raise SuiteError(f"non-finite loss at {where}: {values}{videos}")
     for optimizer in optimizers.values():
         optimizer.zero_grad(set_to_none=True)
     loss.backward()

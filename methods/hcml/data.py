@@ -1,0 +1,39 @@
+"""HCML's training clips (suppl. D.2): one clip per video and epoch, random temporal position
+("temporal jittering"), random crop and horizontal flip; seeded by (seed, epoch, video). The label
+rides along for the joint training (Eq. 5); the self-supervised phase ignores it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from core.errors import SuiteError
+from datasets.clips.reader import ClipReader, clip_spec
+from datasets.clips.sampling import plan_train_clip
+
+
+class HCMLClips(Dataset):
+    def __init__(self, videos: pd.DataFrame, root: Path, cfg: dict, seed: int, video_dir: Path | None = None):
+        self.videos, self.seed, self.epoch = videos.reset_index(drop=True), seed, 0
+        self.reader = ClipReader(root, clip_spec(cfg["clip"]), cfg["normalize_mean"], cfg["normalize_std"],
+                                 video_dir=video_dir)
+        short = self.videos[self.videos["num_frames"] < self.reader.spec.span]
+        if len(short):  # a clip of the method's span cannot be cut from them: name them, drop nothing silently
+            raise SuiteError(f"HCML clips span {self.reader.spec.span} frames ({self.reader.spec.num_frames} x stride "
+                             f"{self.reader.spec.stride}); shorter videos: {', '.join(map(str, short['video_id'][:10]))}")
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, index: int) -> dict:
+        row = self.videos.iloc[index]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        plan = plan_train_clip(self.reader.num_frames(row), self.reader.frame_hw(row), self.reader.spec, rng)
+        # the video id rides along so that the engine's stop on a non-finite loss names the videos
+        return {"clip": self.reader(row, plan), "label": torch.tensor(int(row.label)), "video_id": str(row.video_id)}

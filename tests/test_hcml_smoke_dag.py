@@ -1,0 +1,102 @@
+"""The HCML tables' DAG at smoke scale: `snakemake tables/hcml_table1.md ... tables/hcml_table7.md` in a
+copy of the repository, from fixture generation (UCF101, Kinetics-400, Something-V1 frame folders,
+Something-V2) through the seeded random starts of HCML's variants, the two K400 pretraining runs,
+the joint_train, efficacy, knn_motion and fine-tuning evaluations to the rendered tables; then a
+regression check of the reproduced numbers.
+
+Smoke numbers test the pipeline, not the paper. The regression tolerance of an accuracy cell is one
+test video of the evaluation set behind it; of an efficacy score, the score's change when one test
+video flips."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import repository_copy
+from tests.smoke_tables import RESULTS, SCALE, cell, eval_cells, run_tables
+
+TABLES = [f"hcml_table{i}" for i in range(1, 8)]
+# Table 7 averages the three UCF101 splits (eval id ucf101_3splits), which no rule produces yet.
+NOT_RUN = {("hcml_table7", "", "ours_r2plus1d101")}
+
+
+@pytest.fixture(scope="module")
+def hcml_dag(tmp_path_factory):
+    """(repository copy, {table: long-form CSV}) after the HCML tables' smoke DAG ran once."""
+    repo = repository_copy(tmp_path_factory.mktemp("hcml_smoke_repo"))
+    return repo, run_tables(repo, TABLES)
+
+
+def own_cells(repo: Path):
+    return eval_cells(repo, TABLES, ("hcml",))
+
+
+@pytest.mark.smoke
+def test_every_hcml_row_has_a_smoke_value_from_its_metrics_file(hcml_dag):
+    repo, tables = hcml_dag
+    rows = set()
+    for table, run in own_cells(repo):
+        if (table, run.part, run.row) in NOT_RUN:
+            assert not run.runnable and "ucf101_3splits" in run.reason
+            assert cell(tables[table], run.part, run.row, run.column)["status"] == "not run"
+            continue
+        metrics = json.loads((repo / run.path).read_text())
+        assert metrics["scale"] == SCALE and metrics["protocol"] == run.protocol
+        value = cell(tables[table], run.part, run.row, run.column)
+        assert value["status"] == "smoke" and value["scale"] == SCALE, (table, run.row, run.column)
+        assert value["reproduced"] == pytest.approx(metrics[run.metric], abs=0.01), (table, run.row, run.column)
+        rows.add((table, run.part, run.row))
+    spec_rows = {(t, part["id"], row["id"])
+                 for t in TABLES for part in yaml.safe_load((repo / "tables/specs" / f"{t}.yaml").read_text())["parts"]
+                 for row in part["rows"] if (row.get("reproduce") or {}).get("method") == "hcml"}
+    assert rows == spec_rows - NOT_RUN
+
+
+@pytest.mark.smoke
+def test_one_joint_training_serves_tables_2_3_and_6(hcml_dag):
+    """Table 2's single-clip cells and Table 3's / Table 6's multi-view cells read one metrics file per run."""
+    repo, t = hcml_dag
+    metrics = json.loads((repo / RESULTS / "eval/hcml/pmb_selfsup/none/joint_train/k400.json").read_text())
+    assert metrics["single_clip_views"] == "1x1" and metrics["views"] == "2x1"
+    assert cell(t["hcml_table2"], "", "pmb_selfsup_r2d", "Kinetics-400 top-1")["reproduced"] == pytest.approx(metrics["top1_single_clip"], abs=0.01)
+    assert cell(t["hcml_table3"], "", "ours_r2d50", "Kinetics-400")["reproduced"] == cell(t["hcml_table6"], "", "ours_r2d", "Top-1")["reproduced"]
+    for variant in ("baseline", "pmb"):
+        assert json.loads((repo / RESULTS / f"eval/hcml/{variant}/none/joint_train/ssv1.json").read_text())["ss_epochs"] == 0
+
+
+@pytest.mark.smoke
+def test_efficacy_and_knn_record_their_parts(hcml_dag):
+    repo, _ = hcml_dag
+    level1 = json.loads((repo / RESULTS / "eval/hcml/efficacy_level1/none/efficacy/ucf101_split1.json").read_text())
+    assert "efficacy_contrastive" not in level1 and level1["classifier"] == "logistic_regression"
+    level3 = json.loads((repo / RESULTS / "eval/hcml/efficacy_level3/none/efficacy/ucf101_split1.json").read_text())
+    for supervision in ("action", "reconstruction", "contrastive"):
+        train, test = level3[f"efficacy_{supervision}_train_top1"], level3[f"efficacy_{supervision}_test_top1"]
+        assert level3[f"efficacy_{supervision}"] == pytest.approx(train / max(train - test, 1.0))
+    high = json.loads((repo / RESULTS / "eval/hcml/motion_features_high/none/knn_motion/ssv1.json").read_text())
+    assert len(high["classes"]) == min(3, high["num_classes"]) and all("below" in c for c in high["classes"])
+
+
+def tolerance(run, metrics: dict) -> float:
+    one_video = 100.0 / metrics["num_test_videos"]
+    if run.protocol != "efficacy":
+        return one_video
+    train, test = metrics[f"{run.metric}_train_top1"], metrics[f"{run.metric}_test_top1"]
+    score = lambda acc_test: train / max(train - acc_test, 1.0)
+    return max(abs(score(test + one_video) - score(test)), abs(score(test - one_video) - score(test)))
+
+
+@pytest.mark.smoke
+def test_hcml_smoke_regression(hcml_dag, num_regression):
+    repo, tables = hcml_dag
+    values, tolerances = {}, {}
+    for table, run in own_cells(repo):
+        if (table, run.part, run.row) in NOT_RUN:
+            continue
+        key = re.sub(r"[^A-Za-z0-9]+", "_", f"{table}_{run.part}_{run.row}_{run.column}").strip("_")
+        metrics = json.loads((repo / run.path).read_text())
+        values[key] = [float(cell(tables[table], run.part, run.row, run.column)["reproduced"])]
+        tolerances[key] = {"atol": tolerance(run, metrics) + 1e-6, "rtol": 0}
+    num_regression.check(values, tolerances=tolerances)
