@@ -74,9 +74,10 @@ def cell_run(spec: Spec, part: Part, row: Row, column: Column, results: str,
     common = dict(part=part.id, row=row.id, column=column.name, method=rep.get("method", ""),
                   variant=rep.get("variant", ""), pretrain=rep.get("pretrain", ""), protocol=protocol,
                   metric=metric)
-    if column.not_run:  # a quantity no run of the suite produces: the spec says why
+    not_run = column.not_run or (rep.get("not_run") or {}).get(column.name)
+    if not_run:  # a quantity no run of the suite produces (the column's, or this row's run's): the spec says why
         return CellRun(**common, eval=None, path=None, compute_key=None, runnable=False,
-                       reason=f"{column.name}: {column.not_run}")
+                       reason=f"{column.name}: {not_run}")
     if protocol == "compute":
         exists = (root / COMPUTE_CSV).exists()
         return CellRun(**common, eval=None, path=None, compute_key=compute_key(spec, part, row, column),

@@ -270,12 +270,14 @@ def _parse_row(raw, columns: list[Column], label_columns: list[str], where: str)
         rep = raw["reproduce"]
         for key in REPRODUCE_KEYS:
             _require(rep, key, f"{where}, reproduce")
-        _check_keys(rep, set(REPRODUCE_KEYS) | {"eval", "metric"}, f"{where}, reproduce")
-        for key in ("eval", "metric"):
+        _check_keys(rep, set(REPRODUCE_KEYS) | {"eval", "metric", "not_run"}, f"{where}, reproduce")
+        for key in ("eval", "metric", "not_run"):
             over = rep.get(key) or {}
             if not isinstance(over, dict) or any(c not in names for c in over):
                 raise SpecError(f"{where}, reproduce.{key}: a map from value column ({names}) to a {key}")
         for col in columns:
+            if col.name in (rep.get("not_run") or {}):  # this row's run has no such value (its reason says why)
+                continue
             if col.eval is None and col.name not in (rep.get("eval") or {}) and col.protocol != "compute" \
                     and rep["protocol"] != "compute" and cells[col.name].legibility != "not_reported":
                 raise SpecError(f"{where}, column '{col.name}': no evaluation dataset (column eval or reproduce.eval)")
