@@ -8,8 +8,12 @@ import pandas as pd
 import pytest
 import torch
 
+import protocols.efficacy as efficacy
 import protocols.features as features
 import protocols.finetune as finetune
+import protocols.finetune_vf as finetune_vf
+import protocols.joint_train as joint_train
+import protocols.knn_motion as knn_motion
 from core.config import load_scale
 import protocols.linear as linear
 import protocols.pretext as pretext
@@ -43,7 +47,8 @@ def fake_encoder(monkeypatch):
 
 
 def test_every_protocol_is_checked_here():
-    assert set(PROTOCOLS.values()) == {m.__name__ for m in (linear, svm, retrieval, finetune, pretext)}
+    assert set(PROTOCOLS.values()) == {m.__name__ for m in (linear, svm, retrieval, finetune, pretext, finetune_vf,
+                                                            joint_train, efficacy, knn_motion)}
 
 
 def test_linear_layer_is_fitted_on_training_videos_only(monkeypatch):
@@ -93,3 +98,33 @@ def test_pretext_reads_the_pretraining_log_only(tmp_path):
                  ).to_csv(tmp_path / "log.csv", index=False)
     metrics = pretext.evaluate({"provenance": {"videos": 6}}, MANIFEST, None, None, {}, 0, checkpoint_dir=tmp_path)
     assert metrics["context_matching_top1_ep1"] == 15.0 and metrics["num_test_videos"] == 6
+
+
+def test_v_plus_f_trains_both_streams_on_training_videos_only(monkeypatch):
+    """MaCLR's V+F fine-tunes each pathway as fine-tuning does: on the train split, fixed epochs."""
+    def fake_fit(model, data, settings, *args, **kwargs):
+        assert set(data.videos["split"]) == {"train"} and len(data.videos) == 6
+        raise Fitted
+
+    monkeypatch.setattr(finetune, "Classifier", lambda *a: torch.nn.Linear(1, 1))
+    monkeypatch.setattr(finetune, "fit", fake_fit)
+    motion = {"input": {**CHECKPOINT["input"], "modality": "motion", "kind": "edge", "motion_kind": "edge", "motion_scale": 0.1}}
+    with pytest.raises(Fitted):
+        finetune_vf.evaluate({**CHECKPOINT, "extra_encoders": {"motion": motion}}, MANIFEST, Path("."), Path("."),
+                             load_scale("smoke")["finetune"], 0)
+
+
+@pytest.mark.parametrize("module, config", [(joint_train, {}), (efficacy, {"efficacy_level": 1}), (knn_motion, {"knn_level": 1})],
+                         ids=["joint_train", "efficacy", "knn_motion"])
+def test_hcml_protocols_train_on_training_videos_only(monkeypatch, module, config):
+    """HCML's joint training, the efficacy probe's networks and the kNN's network (Tables 1-3, 5, 6)
+    are trained with the labels of the train split only; test videos are only predicted."""
+    def fake_train(method_cfg, checkpoint, videos, *args, **kwargs):
+        assert set(videos["split"]) == {"train"} and len(videos) == 6
+        raise Fitted
+
+    monkeypatch.setattr(module, "train_with_labels", fake_train)
+    checkpoint = {**CHECKPOINT, "provenance": {"method": "hcml"}, "config": {"variant": "v", **config}}
+    with pytest.raises(Fitted):
+        module.evaluate(checkpoint, MANIFEST.assign(label_name=MANIFEST["label"].astype(str)), Path("."), None,
+                        load_scale("smoke")[module.__name__.split(".")[-1]], 0)
