@@ -16,13 +16,14 @@ def test_full_scale_dry_run_with_the_slurm_profile_gives_gpus_to_pretraining_and
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, _failure(proc)
     counts = job_counts(out)
+    # Table 1's ten MaCLR runs, Table 3's R3D-18 variant and its supervised K400 baseline
     pretrain = re.findall(r"^Job \d+: MaCLR .*; job: (\d+) GPU\(s\), (\d+) CPUs, (\d+) MB, (\d+) min$", out, re.M)
-    assert len(pretrain) == counts["pretrain"] == 10
+    assert len(pretrain) == 11 and counts["pretrain"] == 12
     assert set(pretrain) == {("8", "32", "256000", "4320")}  # full.yaml resources.pretrain
-    assert len(re.findall(r"core\.launch --gpus 8 -m methods\.training\.pretrain", out)) == 10
+    assert len(re.findall(r"core\.launch --gpus 8 -m methods\.training\.pretrain", out)) == 12
     blocks = [b for b in out.split("\n\n") if re.search(r"^rule evaluate:", b, re.M)]
-    assert len(blocks) == counts["evaluate"] == 35  # 20 linear probes, 1 retrieval, 14 low-shot fine-tunings
-    assert sum("/lowshot/" in b for b in blocks) == 14
+    assert len(blocks) == counts["evaluate"] == 43  # 20 linear probes, 2 retrievals, 21 low-shot fine-tunings
+    assert sum("/lowshot/" in b for b in blocks) == 21
     for block in blocks:
         assert re.search(r"resources: .*cpus_per_task=8, gpu=1, slurm_partition=gpu, mem_mb=64000", block), block
     for rule in ("manifest", "table"):  # CPU jobs go to the CPU partition

@@ -70,8 +70,9 @@ def test_table_shows_provenance_and_how_cells_differ_from_the_paper(smoke_metric
     assert "## Runs" in md
     fingerprints = {m["eval_data_fingerprint"] for m in smoke_metrics.values()}
     assert all(f in md for f in fingerprints)  # the header names the data's fingerprint in full
-    # The smoke clips are none of MaCLR's full-scale clips: each cell says so.
-    assert re.search(r"\(Δ [-+]\d+\.\d, smoke\) \[clip \d+x\d+@32, paper 16x4@224 or 8x8@224\]", md)
+    # The smoke clips are not the paper's clip of the cell (the Visual pathway's 8x8, M-only's 16x4): each cell says so.
+    assert re.search(r"\(Δ [-+]\d+\.\d, smoke\) \[clip \d+x\d+@32, paper 8x8@224\]", md)
+    assert re.search(r"\(Δ [-+]\d+\.\d, smoke\) \[clip \d+x\d+@32, paper 16x4@224\]", md)
 
 
 @pytest.mark.smoke
