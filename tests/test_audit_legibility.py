@@ -4,7 +4,6 @@ digits are, so no spec reads a decorated number one way and the same decoration 
 import re
 from pathlib import Path
 
-import pytest
 
 from tables.schema import load_spec
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from core.errors import MetricsError
-from core.provenance import file_hash, video_fingerprint
+from core.provenance import file_hash
 from tables.metrics import PACKAGES, PROVENANCE_FIELDS, check_provenance
 from tables.runs import metrics_files
 from tables.schema import load_spec
