@@ -1,10 +1,14 @@
 """What the per-paper smoke DAG tests share: run a paper's table targets at smoke scale in a
 repository copy, read the long-form table CSVs, and find a cell or the evaluation cells of a method."""
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
+import yaml
 
 from tables.runs import cell_runs
 from tables.schema import load_spec
@@ -42,3 +46,26 @@ def cell(frame: pd.DataFrame, part: str, row: str, column: str) -> pd.Series:
     found = frame[(frame["part"] == part) & (frame["row"] == row) & (frame["column"] == column)]
     assert len(found) == 1, (part, row, column)
     return found.iloc[0]
+
+
+def checked_metrics(repo: Path, tables: dict[str, pd.DataFrame], table: str, run) -> dict:
+    """The metrics file behind one evaluation cell, after checking that it is of this scale and
+    protocol and that the table shows its number as a smoke value."""
+    metrics = json.loads((repo / run.path).read_text())
+    assert metrics["scale"] == SCALE and metrics["protocol"] == run.protocol
+    value = cell(tables[table], run.part, run.row, run.column)
+    assert value["status"] == "smoke" and value["scale"] == SCALE, (table, run.row, run.column)
+    assert value["reproduced"] == pytest.approx(metrics[run.metric], abs=0.01), (table, run.row, run.column)
+    return metrics
+
+
+def reproducing_rows(repo: Path, tables: list[str], methods: tuple[str, ...]) -> set[tuple[str, str, str]]:
+    """(table, part, row) of every spec row whose `reproduce` names one of `methods`."""
+    return {(t, part["id"], row["id"])
+            for t in tables for part in yaml.safe_load((repo / "tables/specs" / f"{t}.yaml").read_text())["parts"]
+            for row in part["rows"] if (row.get("reproduce") or {}).get("method") in methods}
+
+
+def regression_key(table: str, run) -> str:
+    """A cell's column name in a regression baseline."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", f"{table}_{run.part}_{run.row}_{run.column}").strip("_")

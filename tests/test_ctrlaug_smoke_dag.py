@@ -8,14 +8,12 @@ then a regression check of the reproduced numbers.
 Smoke numbers test the pipeline, not the paper. The regression tolerance of a cell is one test
 video (one query for retrieval) of the evaluation set behind it."""
 import json
-import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.conftest import repository_copy
-from tests.smoke_tables import RESULTS, SCALE, cell, eval_cells, run_tables
+from tests.smoke_tables import RESULTS, cell, checked_metrics, eval_cells, regression_key, reproducing_rows, run_tables
 
 TABLES = [f"ctrlaug_table{i}" for i in range(1, 8)]
 OWN_METHODS = ("ctrlaug", "random_init")
@@ -38,18 +36,11 @@ def test_every_ctrlaug_and_scratch_row_has_a_smoke_value_from_its_metrics_file(c
     repo, tables = ctrlaug_dag
     rows = set()
     for table, run in own_cells(repo):
-        metrics = json.loads((repo / run.path).read_text())
-        assert metrics["scale"] == SCALE and metrics["protocol"] == run.protocol
+        metrics = checked_metrics(repo, tables, table, run)
         assert metrics["recipe"] == "ctrlaug", (table, run.row)  # §4.2's 10 centre-cropped clips, also for the Scratch row
         assert metrics["views"].startswith("10x1"), (table, run.row, metrics["views"])
-        value = cell(tables[table], run.part, run.row, run.column)
-        assert value["status"] == "smoke" and value["scale"] == SCALE, (table, run.row, run.column)
-        assert value["reproduced"] == pytest.approx(metrics[run.metric], abs=0.01), (table, run.row, run.column)
         rows.add((table, run.part, run.row))
-    spec_rows = {(t, part["id"], row["id"])
-                 for t in TABLES for part in yaml.safe_load((repo / "tables/specs" / f"{t}.yaml").read_text())["parts"]
-                 for row in part["rows"] if (row.get("reproduce") or {}).get("method") in OWN_METHODS}
-    assert rows == spec_rows
+    assert rows == reproducing_rows(repo, TABLES, OWN_METHODS)
     assert all(run.runnable for _, run in own_cells(repo))
 
 
@@ -82,7 +73,7 @@ def test_ctrlaug_smoke_regression(ctrlaug_dag, num_regression):
     repo, tables = ctrlaug_dag
     values, tolerances = {}, {}
     for table, run in own_cells(repo):
-        key = re.sub(r"[^A-Za-z0-9]+", "_", f"{table}_{run.part}_{run.row}_{run.column}").strip("_")
+        key = regression_key(table, run)
         metrics = json.loads((repo / run.path).read_text())
         values[key] = [float(cell(tables[table], run.part, run.row, run.column)["reproduced"])]
         tolerances[key] = {"atol": 100.0 / metrics["num_test_videos"] + 1e-6, "rtol": 0}

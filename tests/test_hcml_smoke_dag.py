@@ -8,14 +8,12 @@ Smoke numbers test the pipeline, not the paper. The regression tolerance of an a
 test video of the evaluation set behind it; of an efficacy score, the score's change when one test
 video flips."""
 import json
-import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.conftest import repository_copy
-from tests.smoke_tables import RESULTS, SCALE, cell, eval_cells, run_tables
+from tests.smoke_tables import RESULTS, cell, checked_metrics, eval_cells, regression_key, reproducing_rows, run_tables
 
 TABLES = [f"hcml_table{i}" for i in range(1, 8)]
 # Table 7 averages the three UCF101 splits (eval id ucf101_3splits), which no rule produces yet.
@@ -42,16 +40,9 @@ def test_every_hcml_row_has_a_smoke_value_from_its_metrics_file(hcml_dag):
             assert not run.runnable and "ucf101_3splits" in run.reason
             assert cell(tables[table], run.part, run.row, run.column)["status"] == "not run"
             continue
-        metrics = json.loads((repo / run.path).read_text())
-        assert metrics["scale"] == SCALE and metrics["protocol"] == run.protocol
-        value = cell(tables[table], run.part, run.row, run.column)
-        assert value["status"] == "smoke" and value["scale"] == SCALE, (table, run.row, run.column)
-        assert value["reproduced"] == pytest.approx(metrics[run.metric], abs=0.01), (table, run.row, run.column)
+        checked_metrics(repo, tables, table, run)
         rows.add((table, run.part, run.row))
-    spec_rows = {(t, part["id"], row["id"])
-                 for t in TABLES for part in yaml.safe_load((repo / "tables/specs" / f"{t}.yaml").read_text())["parts"]
-                 for row in part["rows"] if (row.get("reproduce") or {}).get("method") == "hcml"}
-    assert rows == spec_rows - NOT_RUN
+    assert rows == reproducing_rows(repo, TABLES, ("hcml",)) - NOT_RUN
 
 
 @pytest.mark.smoke
@@ -95,7 +86,7 @@ def test_hcml_smoke_regression(hcml_dag, num_regression):
     for table, run in own_cells(repo):
         if (table, run.part, run.row) in NOT_RUN:
             continue
-        key = re.sub(r"[^A-Za-z0-9]+", "_", f"{table}_{run.part}_{run.row}_{run.column}").strip("_")
+        key = regression_key(table, run)
         metrics = json.loads((repo / run.path).read_text())
         values[key] = [float(cell(tables[table], run.part, run.row, run.column)["reproduced"])]
         tolerances[key] = {"atol": tolerance(run, metrics) + 1e-6, "rtol": 0}
