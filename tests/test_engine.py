@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from core.errors import ConfigError, SuiteError
-from methods.training.contrastive import MLPHead, gather_from_all, shuffled_forward
+from methods.training.contrastive import MLPHead, gather_from_all, grouped_forward, shuffled_forward
 from methods.training.engine import RunSettings, fit
 from methods.training.method import Stage, TrainingTask
 from methods.training.optim import build_optimizer, learning_rate
@@ -184,6 +184,39 @@ def test_contrastive_parts_on_one_process():
     assert torch.equal(gather_from_all(x), x)
     identity = nn.ModuleDict({"a": nn.Identity()})
     assert torch.equal(shuffled_forward(lambda clips: {k: identity[k](v) for k, v in clips.items()}, {"a": x})["a"], x)
+
+
+def _sub_batch_mean(clips: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A stand-in for batch norm's statistics: each clip's output is the mean of its forward's batch."""
+    return {k: v.mean(0, keepdim=True).expand_as(v) for k, v in clips.items()}
+
+
+def test_grouped_forward_computes_statistics_per_sub_batch():
+    x = torch.arange(8.0).view(8, 1)
+    assert torch.equal(grouped_forward(_sub_batch_mean, {"a": x}, 1)["a"], torch.full((8, 1), 3.5))
+    # Two sub-batches, as two processes: 0..3 and 4..7.
+    assert grouped_forward(_sub_batch_mean, {"a": x}, 2)["a"].flatten().tolist() == [1.5] * 4 + [5.5] * 4
+    with pytest.raises(ValueError, match="must divide the batch of 8"):
+        grouped_forward(_sub_batch_mean, {"a": x}, 3)
+
+
+def test_shuffled_forward_on_one_process_encodes_keys_in_shuffled_sub_batches():
+    """MoCo's shuffling BN with sub-batches standing for processes: each key's statistics come from a
+    shuffled sub-batch (not the consecutive one its query is encoded in), and keys come back in order."""
+    x = torch.arange(8.0).view(8, 1)
+    torch.manual_seed(0)
+    permutation = torch.randperm(8)
+    torch.manual_seed(0)
+    keys = shuffled_forward(_sub_batch_mean, {"a": x}, 2)["a"].flatten()
+    groups = [permutation[:4], permutation[4:]]
+    expected = torch.empty(8)
+    for group in groups:
+        expected[group] = x[group].mean()
+    assert torch.equal(keys, expected)
+    assert sorted(set(groups[0].tolist())) != [0, 1, 2, 3]  # seed 0 mixes the two query sub-batches
+    # An encoder without batch statistics sees no difference.
+    torch.manual_seed(1)
+    assert torch.equal(shuffled_forward(lambda c: {k: 2 * v for k, v in c.items()}, {"a": x}, 4)["a"], 2 * x)
 
 
 # ---------------------------------------------------------------- MaCLR pretraining, killed and resumed

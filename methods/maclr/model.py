@@ -11,7 +11,7 @@ from methods.backbones import build_backbone
 from methods.maclr.data import MaCLRPretrainData
 from methods.maclr.losses import loss_terms, maclr_loss
 from methods.training.checkpoint import input_block
-from methods.training.contrastive import MLPHead, NegativeQueue, gather_from_all, momentum_copy, momentum_update, shuffled_forward
+from methods.training.contrastive import MLPHead, NegativeQueue, gather_from_all, grouped_forward, momentum_copy, momentum_update, shuffled_forward
 from methods.training.method import DataSources, PretrainMethod, TransferEncoder
 
 # The sample keys of each pathway's query and key clips (methods.maclr.data).
@@ -86,11 +86,12 @@ class MaCLR(PretrainMethod):
         return MaCLRPretrainData(manifest, sources.root, motion_cache, self.cfg, seed, sources.video_dir)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        queries = self.online({p: batch[CLIP_KEYS[p][0]] for p in self.pathways})
+        shuffle = self.cfg.get("batch_norm") == "shuffle"
+        groups = int(self.cfg.get("bn_groups", 1)) if shuffle else 1  # sub-batches standing for processes
+        queries = grouped_forward(self.online, {p: batch[CLIP_KEYS[p][0]] for p in self.pathways}, groups)
         key_clips = {p: batch[CLIP_KEYS[p][1]] for p in self.pathways}
         with torch.no_grad():
-            self._keys = (shuffled_forward(self.momentum, key_clips) if self.cfg.get("batch_norm") == "shuffle"
-                          else self.momentum(key_clips))
+            self._keys = shuffled_forward(self.momentum, key_clips, groups) if shuffle else self.momentum(key_clips)
         return loss_terms(self.cfg, queries, self._keys, batch["video_index"], self.queues)
 
     def total_loss(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -5,8 +5,9 @@
 - `NegativeQueue`: MoCo's memory of negatives, carrying each one's video index (MaCLR §3.1);
 - `momentum_copy` / `momentum_update`: the momentum encoder (MoCo; MaCLR §3.1, MCL §4.2);
 - `MLPHead`: the projection head (MoCo v2 / SimCLR);
-- `gather_from_all`, `shuffled_forward`: what contrastive learning needs across DDP processes
-  (the queue is filled with every process's keys; MoCo's shuffling BN, MCL §4.2).
+- `gather_from_all`, `shuffled_forward`, `grouped_forward`: what contrastive learning needs across
+  DDP processes (the queue is filled with every process's keys; MoCo's shuffling BN, MCL §4.2),
+  and the same shuffling BN on one process, over sub-batches that stand for processes.
 """
 from __future__ import annotations
 
@@ -118,13 +119,40 @@ def gather_from_all(tensor: torch.Tensor, with_grad: bool = False) -> torch.Tens
     return torch.cat(parts)
 
 
+def grouped_forward(encoder: nn.Module, clips: dict[str, torch.Tensor], groups: int = 1) -> dict[str, torch.Tensor]:
+    """`encoder` over `groups` consecutive sub-batches, so that batch norm computes its statistics
+    per sub-batch, as it does per process under DDP. `groups` = 1 is one forward of the batch."""
+    if groups <= 1:
+        return encoder(clips)
+    size = len(next(iter(clips.values())))
+    if size % groups:
+        raise ValueError(f"bn_groups = {groups} must divide the batch of {size} clips")
+    parts = [encoder({name: x[i : i + size // groups] for name, x in clips.items()}) for i in range(0, size, size // groups)]
+    return {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
+
+
 @torch.no_grad()
-def shuffled_forward(encoder: nn.Module, clips: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def shuffled_forward(encoder: nn.Module, clips: dict[str, torch.Tensor], groups: int = 1) -> dict[str, torch.Tensor]:
     """MoCo's shuffling BN (He et al. 2020 §3.3; MCL §4.2 "shuffling BN"): the key batch is
     permuted across processes before the key encoder and un-permuted after, so batch-norm
-    statistics of a key never come from its own query's process. Identity order on one process."""
+    statistics of a key never come from its own query's process.
+
+    On one process, `groups` > 1 stands for that many processes: the key batch is permuted and
+    encoded in `groups` sub-batches, while the queries are encoded in the same sub-batches unpermuted
+    (`grouped_forward`). Without it a single process has no defence against the leak MoCo §3.3
+    describes: a query and its key share their batch's statistics, which the queue's negatives,
+    encoded in earlier batches, do not, so the positive can be told apart without learning anything
+    about the clips. `groups` = 1 on one process is the identity order."""
     if not _distributed():
-        return encoder(clips)
+        if groups <= 1:
+            return encoder(clips)
+        size = len(next(iter(clips.values())))
+        permutation = torch.randperm(size, device=next(iter(clips.values())).device)
+        keys = grouped_forward(encoder, {name: x[permutation] for name, x in clips.items()}, groups)
+        restore = torch.argsort(permutation)
+        return {name: k[restore] for name, k in keys.items()}
+    if groups > 1:
+        raise ValueError("bn_groups stands for processes on one process; under DDP the processes shuffle (set bn_groups: 1)")
     world, rank = dist.get_world_size(), dist.get_rank()
     gathered = {name: gather_from_all(x) for name, x in clips.items()}
     total = len(next(iter(gathered.values())))
