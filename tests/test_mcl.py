@@ -128,6 +128,27 @@ def test_the_model_trains_its_encoder_through_l_mal():
     assert torch.autograd.grad(mal, stem)[0].norm() > 1e-3
 
 
+
+def test_queries_in_sub_batches_give_each_sub_batch_its_own_statistics_and_gradient_maps():
+    """bn_groups: 2 on one process: the queries are encoded in two sub-batches (batch norm over each),
+    so the model's q and gradient maps equal those of the two halves encoded on their own."""
+    cfg = {**method_config("mcl", "smoke", "ta_sa_mal"), "batch_norm": "shuffle", "bn_groups": 2}
+    torch.manual_seed(0)
+    model = METHOD(cfg)
+    frames = cfg["clip"]["num_frames"]
+    batch = {"q": torch.randn(4, 3, frames, 48, 48), "k": torch.randn(4, 3, frames, 48, 48),
+             "video_index": torch.arange(4), "motion": torch.rand(4, frames, 2, 2)}
+    terms = model(batch)
+    assert set(terms) == {"nce", "mal_t", "mal_s", "mal_st"} and all(torch.isfinite(t) for t in terms.values())
+    keys = model._keys
+    halves = [model.online.embed(batch["q"][:2]), model.online.embed(batch["q"][2:])]
+    whole_q, _ = model.online.embed(batch["q"])
+    q = torch.cat([half[0] for half in halves])
+    assert not torch.allclose(q, whole_q, atol=1e-4)  # batch norm over halves differs from over the batch
+    maps = gradient_maps(q, keys, [half[1] for half in halves])
+    by_half = torch.cat([gradient_maps(half[0], keys[i * 2 : i * 2 + 2], half[1]) for i, half in enumerate(halves)])
+    assert torch.allclose(maps, by_half)
+
 # ------------------------------------------------------------------ SVM protocol
 def test_svm_separates_a_separable_toy_set():
     rng = np.random.default_rng(0)

@@ -107,7 +107,7 @@ def alignment_map(kind: str, h: torch.Tensor, g: torch.Tensor | None) -> torch.T
     raise ValueError(f"unknown motion alignment map {kind!r}; known: {', '.join(MAPS)}")
 
 
-def gradient_maps(q: torch.Tensor, k: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+def gradient_maps(q: torch.Tensor, k: torch.Tensor, h: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
     """g_c = d(q^T k+)/d h_c (MCL §3.3), for every sample and channel at once, (B, C, T, H, W).
 
     The gradient of the batch's summed q_b^T k_b, as the official code takes it (train.py: grad of
@@ -115,8 +115,11 @@ def gradient_maps(q: torch.Tensor, k: torch.Tensor, h: torch.Tensor) -> torch.Te
     in training mode. The key k is the momentum encoder's,
     a constant here. create_graph=True keeps g a differentiable function of the encoder's weights:
     L_MAL-v3 is a function of g, so its gradient reaches the encoder only through this
-    second-order path (without it g would be a constant and L_MAL-v3 would train nothing)."""
-    return torch.autograd.grad((q * k.detach()).sum(), h, create_graph=True)[0]
+    second-order path (without it g would be a constant and L_MAL-v3 would train nothing).
+    `h` may be the list of the sub-batches' h when the queries were encoded in sub-batches
+    (`bn_groups`); the maps are concatenated in batch order."""
+    parts = h if isinstance(h, (list, tuple)) else [h]
+    return torch.cat(torch.autograd.grad((q * k.detach()).sum(), list(parts), create_graph=True))
 
 
 def motion_at(motion: torch.Tensor, size) -> torch.Tensor:

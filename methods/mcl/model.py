@@ -99,14 +99,20 @@ class MCL(PretrainMethod):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg, mal = self.cfg, self.cfg["mal"]
-        q, h = self.online.embed(batch["q"])
+        shuffle = cfg.get("batch_norm") == "shuffle"
+        groups = int(cfg.get("bn_groups", 1)) if shuffle else 1  # sub-batches standing for processes
+        # Queries in consecutive sub-batches (grouped_forward's split), each keeping its own h, the
+        # tensor the gradient maps are taken with respect to.
+        parts = [self.online.embed(clips) for clips in batch["q"].chunk(groups)]
+        q, hs = torch.cat([part[0] for part in parts]), [part[1] for part in parts]
+        h = hs[0] if groups == 1 else torch.cat(hs)
         with torch.no_grad():
             keys = {"k": batch["k"]}
-            self._keys = (shuffled_forward(self.momentum, keys) if cfg.get("batch_norm") == "shuffle" else self.momentum(keys))["k"]
+            self._keys = (shuffled_forward(self.momentum, keys, groups) if shuffle else self.momentum(keys))["k"]
         negatives, mask = self.queue.negatives_for(batch["video_index"])
         terms = {"nce": instance_discrimination(q, self._keys, negatives, float(cfg["temperature"]), mask)}
         if mal["terms"]:
-            g = gradient_maps(q, self._keys, h) if mal["map"] != "v1" else None  # v1 aligns h itself
+            g = gradient_maps(q, self._keys, hs) if mal["map"] != "v1" else None  # v1 aligns h itself
             prediction = alignment_map(mal["map"], h, g)
             terms.update(motion_alignment_terms(prediction, motion_at(batch["motion"], h.shape[2:]), mal["terms"]))
         return terms
