@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from core.config import deep_merge, load_scale
+from datasets.clips.decode import configure_cache
 from core.errors import CheckpointError, ConfigError, SuiteError
 from core.io import torch_load, write_json
 from core.provenance import device_name, file_hash, git_state, package_versions, video_fingerprint
@@ -56,6 +57,7 @@ def protocol_main(protocol: str, evaluate: Evaluate, description: str, headline:
         torch.set_num_threads(args.threads)
     try:
         profile = load_scale(args.scale)
+        configure_cache(profile.get("decode_cache"))
         checkpoint = load_checkpoint(args.checkpoint)
         pretrain_clip = checkpoint["input"].get("clip")
         if args.clip is not None:

@@ -61,6 +61,29 @@ def test_decode_all_cache_is_bounded(video, tmp_path):
         D.set_cache_limit(D.DEFAULT_CACHE_BYTES)
 
 
+
+def test_resident_cache_decodes_a_video_once_and_serves_the_same_frames(video, monkeypatch):
+    """decode_cache: {resident: true}: a short clip (far less than half the video, which the default
+    policy decodes alone) puts the whole video in memory; later clips come from it, bit-identical."""
+    path, _ = video
+    short_clip = [3, 5, 7]
+    expected = D.decode_frames(path, short_clip)
+    try:
+        D.configure_cache(None)
+        D.decode_frames(path, short_clip, use_cache=True)
+        assert D._CACHE.get(D._file_key(path)) is None  # default policy: a short clip is decoded alone
+        D.configure_cache({"resident": True, "max_mb": 1})
+        np.testing.assert_array_equal(D.decode_frames(path, short_clip, use_cache=True), expected)
+        assert D._CACHE.get(D._file_key(path)).shape == (30, 48, 64, 3)
+        monkeypatch.setattr(D, "_decode_seeking", lambda *a: pytest.fail("decoded again"))
+        monkeypatch.setattr(D, "_open", lambda *a: pytest.fail("opened again"))
+        np.testing.assert_array_equal(D.decode_frames(path, [20, 28], use_cache=True), D.decode_all(path)[[20, 28]])
+        with pytest.raises(ValueError, match="unknown keys"):
+            D.configure_cache({"resident": True, "size": 3})
+    finally:
+        D.configure_cache(None)
+    assert not D._CACHE.resident and D._CACHE.max_bytes == D.DEFAULT_CACHE_BYTES
+
 def test_load_clip_resize_crop_flip(video):
     path, _ = video
     spec = S.ClipSpec(num_frames=4, stride=3, crop_size=24, short_side=32)

@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 
 from core.config import load_scale, method_config
+from datasets.clips.decode import configure_cache
 from core.errors import ConfigError, MissingInputError, SuiteError
 from core.io import write_json
 from core.provenance import file_hash, git_commit, initialisation
@@ -52,6 +53,7 @@ def pretrain(args: argparse.Namespace) -> dict:
     seed = int(cfg.get("seed", 0))
     if args.threads:
         torch.set_num_threads(args.threads)
+    configure_cache(load_scale(args.scale).get("decode_cache"))
     manifest = pd.read_csv(args.manifest)
     manifest = manifest[manifest["split"] == "train"]
     if manifest.empty:
