@@ -344,6 +344,7 @@ def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache:
             "num_train_videos": int(train_boxes["video_id"].nunique()), "num_test_videos": int(val_boxes["video_id"].nunique()),
             "num_train_keyframes": len(frames), "num_test_keyframes": int(proposals.groupby(["video_id", "timestamp"]).ngroups),
             "num_proposals": len(proposals), "proposals": source,
+            **({"eval_stand_in": f"proposals {source}"} if source.startswith("stand-in") else {}),
             "val_videos_left_out": sorted(annotated - set(val_videos["video_id"])),  # quarantined or absent
             "predictions": str(pred_csv), "ground_truth": str(gt_csv),
             "views": "1x1", "score_averaging": "none", "epochs": int(cfg["epochs"])}
