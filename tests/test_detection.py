@@ -123,3 +123,28 @@ def test_a_missing_proposals_file_is_named(tmp_path):
                     "w,0903,0.1,0.1,0.5,0.5,,0.99\n")
     kept = det.read_proposals(dets, {"v"}, 0.9)  # duplicate once, low score and other videos out
     assert kept[["video_id", "timestamp"]].values.tolist() == [["v", 903]]
+
+
+def test_table5_at_full_scale_plans_the_papers_detection(tmp_path):
+    """The full-scale dry run of Table 5: five detection evaluations at 8x8 from the 600-epoch
+    pretrainings, with §4.4's 20 epochs, lr 0.1 and batch 64 for every row's recipe."""
+    from core.config import load_scale, method_config
+    from protocols.cli import protocol_settings
+    from tests.test_dag import _failure, empty_layout
+    from tests.test_mcl_init_dag import dry_run
+
+    empty_layout(tmp_path, ["k400"])
+    (tmp_path / "AVA").mkdir()
+    proc = dry_run("tables/maclr_table5.md", "--config", "scale=full", f"data_root={tmp_path}")
+    assert proc.returncode == 0, _failure(proc)
+    commands = [line for line in proc.stdout.splitlines() if "-m protocols.detection " in line]
+    assert len(commands) == 5 and all("manifests/ava.csv" in c for c in commands)
+    # every row at 8x8: the 600-epoch rows, the scratch and the supervised K400 row through their
+    # evaluation clip; the ImageNet row pretrains at MaCLR's 8x8 clip and is read at it
+    assert [c for c in commands if "--clip 8x8" not in c] == [c for c in commands if "imagenet_inflated" in c]
+    clip = method_config("maclr", "full", "maclr")["visual"]["clip"]
+    assert (clip["num_frames"], clip["stride"]) == (8, 8)
+    assert proc.stdout.count("on k400: 600 epochs") == 2  # MaCLR and V-only, the 600-epoch rows' pretrainings
+    for owner in ("maclr", "supervised"):
+        cfg, _ = protocol_settings(load_scale("full"), "detection", owner, "ava")
+        assert (cfg["epochs"], cfg["lr"], cfg["batch_size"]) == (20, 0.1, 64) and cfg["proposals"]
