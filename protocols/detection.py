@@ -50,7 +50,7 @@ from core.io import write_text
 from datasets.clips.decode import decode_frames, resize_short_side
 from datasets.clips.reader import normalize
 from datasets.clips.sampling import resized_hw
-from datasets.sources.parsers.ava import KEYFRAME_OFFSET, annotation_paths, keyframes
+from datasets.sources.parsers.ava import annotation_paths, keyframes
 from methods.backbones import build_backbone
 from methods.training.engine import RunSettings, fit
 from methods.training.method import TrainingTask
@@ -249,7 +249,7 @@ def read_proposals(path: Path, videos: set[str], threshold: float) -> pd.DataFra
     return rows.drop_duplicates(["video_id", "timestamp", *BOX])[["video_id", "timestamp", *BOX]].reset_index(drop=True)
 
 
-def test_proposals(cfg: dict, root: Path, val_boxes: pd.DataFrame, videos: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, str]:
+def validation_proposals(cfg: dict, root: Path, val_boxes: pd.DataFrame, videos: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, str]:
     """(proposals of the validation keyframes with their `frame`, how they were made): the
     profile's proposals file, or the ground-truth boxes jittered by `gt_jitter` where it names none."""
     if cfg.get("proposals"):
@@ -261,10 +261,10 @@ def test_proposals(cfg: dict, root: Path, val_boxes: pd.DataFrame, videos: pd.Da
         source = f"stand-in: ground-truth person boxes jittered by {cfg['gt_jitter']} of their size"
     else:
         raise SuiteError("detection: the profile sets neither `proposals` (a file of person boxes) nor `gt_jitter`")
+    if found.empty:
+        raise SuiteError(f"detection: no proposal ({source}) on the validation videos of the manifest")
     fps = dict(zip(videos["video_id"], videos["fps"]))
-    frames = pd.concat([keyframes(group, fps[vid]) for vid, group in found.groupby("video_id")]) if len(found) else None
-    if frames is None:
-        raise SuiteError("detection: no proposal on the validation videos of the manifest")
+    frames = pd.concat([keyframes(group, fps[vid]) for vid, group in found.groupby("video_id")])
     return found.merge(frames[["video_id", "timestamp", "frame"]], on=["video_id", "timestamp"]), source
 
 
@@ -330,7 +330,7 @@ def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache:
                  "schedule": cfg["schedule"], "milestones": cfg.get("milestones", [])}
     fit(model, data, RunSettings(epochs=int(cfg["epochs"]), batch_size=min(int(cfg["batch_size"]), len(data)),
                                  optimizer=optimizer, seed=seed, drop_last=False, title="detection"))
-    proposals, source = test_proposals(cfg, root, val_boxes, val_videos, seed)
+    proposals, source = validation_proposals(cfg, root, val_boxes, val_videos, seed)
     predictions = predict(model, proposals, val_videos, root, checkpoint["input"], int(cfg["test_short_side"]),
                           classes, device)
     pred_csv, gt_csv = out.with_suffix(".predictions.csv"), out.with_suffix(".groundtruth.csv")

@@ -5,7 +5,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch import nn
 
 from core.errors import MissingInputError
 from methods.backbones import build_backbone
@@ -148,3 +147,11 @@ def test_table5_at_full_scale_plans_the_papers_detection(tmp_path):
     for owner in ("maclr", "supervised"):
         cfg, _ = protocol_settings(load_scale("full"), "detection", owner, "ava")
         assert (cfg["epochs"], cfg["lr"], cfg["batch_size"]) == (20, 0.1, 64) and cfg["proposals"]
+
+
+def test_a_manifest_without_its_boxes_file_is_named(tmp_path):
+    manifest = tmp_path / "ava.csv"
+    manifest.write_text("video_id,path,label,label_name,split,num_frames,fps,width,height,duration\n")
+    with pytest.raises(SystemExit, match=r"ava\.boxes\.csv: the manifest's evaluated boxes are missing"):
+        det.main(["--checkpoint", str(tmp_path / "c.pt"), "--manifest", str(manifest), "--root", str(tmp_path),
+                  "--out", str(tmp_path / "m.json")])
