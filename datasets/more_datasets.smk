@@ -15,7 +15,7 @@ rule ava_boxes:
     output:
         f"{RESULTS}/manifests/{{dataset}}.boxes.csv",
     wildcard_constraints:
-        dataset="ava_train|ava_val",
+        dataset="ava_train|ava_val|ava",
     params:
         root=lambda w: dataset_root(w.dataset),
     threads: job_resources("prepare")["threads"]

@@ -5,6 +5,7 @@ from core.errors import ConfigError as _ConfigError
 from core.seeds import seed_folder as _seed_folder
 from methods.training.registry import method_class as _method_class
 from protocols import FINE_TUNES as _FINE_TUNES, PROTOCOLS, READS_EXTRA_ENCODERS as _READS_EXTRA, READS_LOG as _READS_LOG
+from protocols import READS_BOXES as _READS_BOXES
 from protocols.pretext import paper_curves as _paper_curves
 
 
@@ -38,6 +39,11 @@ def eval_input_arg(w):
     return " ".join(f"--motion-cache {input_cache(kind, w.evaldata)[1]}" for kind in eval_input_kinds(w))
 
 
+def eval_boxes(w):
+    """The evaluated boxes beside the manifest, for protocols that read them (detection: rule ava_boxes)."""
+    return [f"{RESULTS}/manifests/{w.evaldata}.boxes.csv"] if w.protocol in _READS_BOXES else []
+
+
 def eval_checkpoint(w):
     """The checkpoint an evaluation reads: its variant's, or the one of the variant whose
     pretraining it shares (`pretraining_of`: MaCLR's 600-epoch rows evaluated at other clips)."""
@@ -55,6 +61,7 @@ rule evaluate:
         checkpoint=eval_checkpoint,
         manifest=f"{RESULTS}/manifests/{{evaldata}}.csv",
         motion=eval_input_files,
+        boxes=eval_boxes,
     output:
         f"{RESULTS}/eval/{{method}}/{{variant}}/{{pretrain}}/{{protocol}}/{{evaldata}}.json",
     wildcard_constraints:

@@ -63,6 +63,8 @@ PROTOCOL_METRICS: dict[str, ProtocolMetrics] = {
     "efficacy": ProtocolMetrics(writes=_HCML_EFFICACY, required=("efficacy_action", "efficacy_reconstruction"),
                                 reports=_HCML_EFFICACY),
     "knn_motion": ProtocolMetrics(writes=("top1",), required=("top1",), reports=("top1",)),  # HCML Table 5
+    # MaCLR Table 5: AVA frame-mAP at IoU 0.5 over the label map's classes (protocols/detection.py)
+    "detection": ProtocolMetrics(writes=("map",), required=("map",), reports=("map",)),
 }
 
 

@@ -187,6 +187,8 @@ def deviations(data: dict, run: CellRun) -> list[str]:
         out.append(f"{used} of {listed} listed videos")
     if data.get("stand_in"):  # pretrained on a stand-in for the paper's data (PretrainMethod.stand_in)
         out.append(str(data["stand_in"]))
+    if data.get("eval_stand_in"):  # evaluated with a stand-in for the paper's input (detection's proposals)
+        out.append(str(data["eval_stand_in"]))
     return out
 
 

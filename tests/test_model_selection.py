@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
+import protocols.detection as detection
 import protocols.efficacy as efficacy
 import protocols.features as features
 import protocols.finetune as finetune
@@ -48,7 +49,7 @@ def fake_encoder(monkeypatch):
 
 def test_every_protocol_is_checked_here():
     assert set(PROTOCOLS.values()) == {m.__name__ for m in (linear, svm, retrieval, finetune, pretext, finetune_vf,
-                                                            joint_train, efficacy, knn_motion)}
+                                                            joint_train, efficacy, knn_motion, detection)}
 
 
 def test_linear_layer_is_fitted_on_training_videos_only(monkeypatch):
@@ -128,3 +129,23 @@ def test_hcml_protocols_train_on_training_videos_only(monkeypatch, module, confi
     with pytest.raises(Fitted):
         module.evaluate(checkpoint, MANIFEST.assign(label_name=MANIFEST["label"].astype(str)), Path("."), None,
                         load_scale("smoke")[module.__name__.split(".")[-1]], 0)
+
+
+def test_detector_trains_on_training_keyframes_only(monkeypatch, tmp_path):
+    """AVA detection trains on the boxes of the train split's keyframes for a fixed number of epochs;
+    the validation keyframes are only predicted."""
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "ava_action_list_v2.2_for_activitynet_2019.pbtxt").write_text('item {\n  name: "a"\n  id: 12\n}\n')
+    videos = MANIFEST[MANIFEST["split"] != "test"]
+    boxes = pd.DataFrame({"video_id": videos["video_id"], "timestamp": 903, "frame": 1, "x1": 0.1, "y1": 0.1, "x2": 0.5,
+                          "y2": 0.5, "action_id": 12, "split": videos["split"]})
+
+    def fake_fit(model, data, settings, *args, **kwargs):
+        assert {f["video_id"] for f in data.frames} == {f"v{i}" for i in range(6)}
+        raise Fitted
+
+    monkeypatch.setattr(detection, "Detector", lambda *a: torch.nn.Linear(1, 1))
+    monkeypatch.setattr(detection, "fit", fake_fit)
+    with pytest.raises(Fitted):
+        detection.evaluate(CHECKPOINT, videos, tmp_path, None, load_scale("smoke")["detection"], 0, boxes=boxes,
+                           out=tmp_path / "metrics.json")

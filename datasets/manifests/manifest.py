@@ -48,7 +48,7 @@ QUARANTINE_COLUMNS = ["video_id", "path", "reason"]
 OPTIONAL_COLUMNS = ["start_frame", "label_set"]
 # Datasets whose annotations locate things by timestamp, so a frame index must map to a time:
 # their variable-frame-rate videos are quarantined ("variable frame rate").
-TIME_INDEXED = frozenset({"ava_train", "ava_val"})
+TIME_INDEXED = frozenset({"ava_train", "ava_val", "ava"})
 
 
 def probe(path: Path, verify: bool, reject_vfr: bool = False) -> dict:

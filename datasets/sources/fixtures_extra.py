@@ -35,6 +35,7 @@ DIVING48_VOCAB = [["Back", "15som", "NoTwis", "PIKE"], ["Back", "15som", "NoTwis
                   ["Reverse", "15som", "05Twis", "FREE"]]
 VIDSITU_VERBS = ["talk (speak)", "walk (move)", "run (flee)", "look (see)", "hold (grasp)"]
 AVA_CLASSES = [12, 17, 79, 80, 74]  # ids from the 60 evaluated classes
+FIRST_KEYFRAME = KEYFRAME_OFFSET + 2  # 902 s: AVA's first annotated keyframe (protocols.ava_eval refuses earlier ones)
 
 BAD = {
     "ssv2": ["900001", "900002", "900003", "900004"],
@@ -204,17 +205,17 @@ def make_ava(root: Path, cfg: dict, seed: int, bad: bool) -> dict:
     for n in tqdm(range(cfg["videos"]), desc="AVA fixtures", unit="video"):
         vid = f"fixture{n:04d}"  # AVA ids are 11 characters
         split = "val" if n == 0 else "train"
-        for ts in range(KEYFRAME_OFFSET + 1, KEYFRAME_OFFSET + seconds):
+        for ts in range(FIRST_KEYFRAME, KEYFRAME_OFFSET + seconds):
             for person in range(2):
                 x1, y1 = rng.uniform(0, 0.5, size=2).round(3)
                 for action in rng.choice(classes, size=2, replace=False):
                     rows[split].append(f"{vid},{ts:04d},{x1:.3f},{y1:.3f},{x1 + 0.4:.3f},{y1 + 0.45:.3f},{action},{person}")
-        excluded[split].append(f"{vid},{KEYFRAME_OFFSET + 1:04d}")
+        excluded[split].append(f"{vid},{FIRST_KEYFRAME:04d}")
         _write(root / "videos_15min" / f"{vid}.mp4", _frames(n % len(classes), len(classes), cfg, seed * 7919 + 3000 + n), cfg["fps"])
-    rows["train"].append(f"fixture0001,{KEYFRAME_OFFSET + 2:04d},0.1,0.1,0.5,0.5,2,0")  # 2: not an evaluated class
+    rows["train"].append(f"fixture0001,{FIRST_KEYFRAME + 1:04d},0.1,0.1,0.5,0.5,2,0")  # 2: not an evaluated class
     if bad:
         for vid in BAD["ava"]:
-            rows["train"].append(f"{vid},{KEYFRAME_OFFSET + 1:04d},0.1,0.1,0.5,0.5,{classes[0]},0")
+            rows["train"].append(f"{vid},{FIRST_KEYFRAME:04d},0.1,0.1,0.5,0.5,{classes[0]},0")
         _bad_videos(root, {k: f"videos_15min/{v}.mp4" for k, v in zip(("missing", "empty", "truncated", "short"), BAD["ava"])}, cfg, seed)
     items = "".join(f'item {{\n  name: "AVA class {i}"\n  id: {i}\n}}\n' for i in sorted(AVA_60_CLASS_IDS))
     write_text(root / "annotations" / "ava_action_list_v2.2_for_activitynet_2019.pbtxt", items)

@@ -56,6 +56,8 @@ register(DatasetInfo("diving48", "Diving48", "Diving48 V1 train and test (Contro
 register(DatasetInfo("vidsitu", "VidSitu", "VidSitu verb prediction, one row per 2-second event (MaCLR Table 4b)"))
 register(DatasetInfo("ava_train", "AVA", "AVA v2.2 train videos; boxes in ava_train.boxes.csv (MaCLR Table 5)"))
 register(DatasetInfo("ava_val", "AVA", "AVA v2.2 validation videos; boxes in ava_val.boxes.csv (MaCLR Table 5)"))
+register(DatasetInfo("ava", "AVA", "AVA v2.2 detection: train and validation videos, boxes of both in ava.boxes.csv "
+                                   "(MaCLR Table 5's evaluation set; protocols/detection.py)"))
 register(DatasetInfo("k400_val", "Kinetics400", "Kinetics-400 validation split only", parent="k400"))
 # The suite has no ImageNet: pretraining set `imagenet` is the K400 train videos, read one frame per
 # sample by methods/supervised's 2D stand-in (smoke), or not read at all where a variant loads the

@@ -30,6 +30,7 @@ PARSERS = {
     "vidsitu": parse_vidsitu,
     "ava_train": lambda root: parse_ava(root, "train"),
     "ava_val": lambda root: parse_ava(root, "val"),
+    "ava": lambda root: parse_ava(root, "train") + parse_ava(root, "val"),  # the detection protocol's both splits
 }
 
 # Datasets stored as JPEG frame folders, and their frame rate (not stored in the files).

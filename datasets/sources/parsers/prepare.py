@@ -23,13 +23,20 @@ from core.errors import SuiteError
 from core.io import write_csv
 from datasets.sources.parsers.ava import keyframes, load_split
 
-AVA_DATASETS = ("ava_train", "ava_val")
+AVA_DATASETS = ("ava_train", "ava_val", "ava")
+# The annotation splits of each dataset id: `ava` (the detection protocol's) holds both.
+AVA_SPLITS = {"ava_train": ("train",), "ava_val": ("val",), "ava": ("train", "val")}
 
 
 def ava_boxes(dataset: str, root: Path, manifest: pd.DataFrame) -> pd.DataFrame:
-    """The evaluated boxes of `dataset` (ava_train | ava_val) for the videos of `manifest`, with `frame`."""
-    boxes, _, counts = load_split(root, dataset.removeprefix("ava_"))
-    print(f"[{dataset}] boxes: {counts}", file=sys.stderr)
+    """The evaluated boxes of `dataset` (ava_train | ava_val | ava) for the videos of `manifest`,
+    with `frame` and the annotation `split` each box comes from."""
+    parts = []
+    for split in AVA_SPLITS[dataset]:
+        boxes, _, counts = load_split(root, split)
+        print(f"[{dataset}] {split} boxes: {counts}", file=sys.stderr)
+        parts.append(boxes.assign(split=split))
+    boxes = pd.concat(parts, ignore_index=True)
     boxes = boxes[boxes["video_id"].isin(set(manifest["video_id"]))]
     fps = dict(zip(manifest["video_id"], manifest["fps"]))
     frames = {vid: keyframes(group, fps[vid]).set_index("timestamp")["frame"] for vid, group in boxes.groupby("video_id")}
