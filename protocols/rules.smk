@@ -3,6 +3,7 @@
 from core.config import method_config as _method_config, pretraining_variant as _pretraining_variant
 from core.errors import ConfigError as _ConfigError
 from core.seeds import seed_folder as _seed_folder
+from datasets.sources.registry import DATASETS as _DATASETS
 from methods.training.registry import method_class as _method_class
 from protocols import FINE_TUNES as _FINE_TUNES, PROTOCOLS, READS_EXTRA_ENCODERS as _READS_EXTRA, READS_LOG as _READS_LOG
 from protocols.pretext import paper_curves as _paper_curves
@@ -83,6 +84,43 @@ use rule evaluate as evaluate_seeded with:
         seed=r"[0-9]+",
     log:
         f"{RESULTS}/logs/{{protocol}}_{{method}}_{{variant}}_{{pretrain}}_seed{{seed}}_{{evaldata}}.log",
+
+
+# An evaluation set that averages others (HCML Table 7: UCF101's three splits, ucf101_3splits): the
+# protocol runs once per split (rule evaluate), then the per-split metrics files are averaged into one.
+_SPLIT_AVERAGES = {d: info.averages for d, info in _DATASETS.items() if info.averages}
+
+
+def _split_metrics(w):
+    folder = f"{RESULTS}/eval/{w.method}/{w.variant}/{w.pretrain}{_seed_folder(w.get('seed'))}/{w.protocol}"
+    return [f"{folder}/{split}.json" for split in _SPLIT_AVERAGES[w.evaldata]]
+
+
+rule evaluate_split_average:
+    input:
+        _split_metrics,
+    output:
+        f"{RESULTS}/eval/{{method}}/{{variant}}/{{pretrain}}/{{protocol}}/{{evaldata}}.json",
+    wildcard_constraints:
+        evaldata="|".join(_SPLIT_AVERAGES),
+    log:
+        f"{RESULTS}/logs/{{protocol}}_{{method}}_{{variant}}_{{pretrain}}_{{evaldata}}.log",
+    shell:
+        "{PY} -m protocols.split_average {input} --protocol {wildcards.protocol} --scale {SCALE} --out {output} 2> {log}"
+
+
+use rule evaluate_split_average as evaluate_split_average_seeded with:
+    output:
+        f"{RESULTS}/eval/{{method}}/{{variant}}/{{pretrain}}/seed{{seed}}/{{protocol}}/{{evaldata}}.json",
+    wildcard_constraints:
+        evaldata="|".join(_SPLIT_AVERAGES),
+        seed=r"[0-9]+",
+    log:
+        f"{RESULTS}/logs/{{protocol}}_{{method}}_{{variant}}_{{pretrain}}_seed{{seed}}_{{evaldata}}.log",
+
+
+ruleorder: evaluate_split_average > evaluate
+ruleorder: evaluate_split_average_seeded > evaluate_seeded
 
 
 def _curve_spec(w):
