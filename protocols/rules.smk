@@ -9,6 +9,14 @@ from protocols import FINE_TUNES as _FINE_TUNES, PROTOCOLS, READS_EXTRA_ENCODERS
 from protocols.pretext import paper_curves as _paper_curves
 
 
+# An evaluation set that averages others (HCML Table 7: UCF101's three splits, ucf101_3splits) has no
+# manifest: the protocol runs once per split (rule evaluate), then rule evaluate_split_average averages
+# the per-split metrics files into one. Rule evaluate never takes it (_ONE_SET), so a missing split is
+# reported as missing, never replaced by a manifest of the average's id.
+_SPLIT_AVERAGES = {d: info.averages for d, info in _DATASETS.items() if info.averages}
+_ONE_SET = r"(?!(?:" + "|".join(_SPLIT_AVERAGES) + r")(?![a-z0-9_]))[a-z0-9_]+"  # any id but an average's
+
+
 def eval_input_kinds(w):
     """The non-RGB input kinds the evaluation reads, decided from the method's contract before the
     checkpoint exists, so the DAG is complete (the protocol itself reads the checkpoint's `input`
@@ -60,6 +68,7 @@ rule evaluate:
         f"{RESULTS}/eval/{{method}}/{{variant}}/{{pretrain}}/{{protocol}}/{{evaldata}}.json",
     wildcard_constraints:
         protocol="|".join(p for p in PROTOCOLS if p not in _READS_LOG),
+        evaldata=_ONE_SET,
     params:
         root=lambda w: dataset_root(w.evaldata),
         motion=eval_input_arg,
@@ -81,14 +90,10 @@ use rule evaluate as evaluate_seeded with:
         f"{RESULTS}/eval/{{method}}/{{variant}}/{{pretrain}}/seed{{seed}}/{{protocol}}/{{evaldata}}.json",
     wildcard_constraints:
         protocol="|".join(p for p in PROTOCOLS if p not in _READS_LOG),
+        evaldata=_ONE_SET,
         seed=r"[0-9]+",
     log:
         f"{RESULTS}/logs/{{protocol}}_{{method}}_{{variant}}_{{pretrain}}_seed{{seed}}_{{evaldata}}.log",
-
-
-# An evaluation set that averages others (HCML Table 7: UCF101's three splits, ucf101_3splits): the
-# protocol runs once per split (rule evaluate), then the per-split metrics files are averaged into one.
-_SPLIT_AVERAGES = {d: info.averages for d, info in _DATASETS.items() if info.averages}
 
 
 def _split_metrics(w):
@@ -117,10 +122,6 @@ use rule evaluate_split_average as evaluate_split_average_seeded with:
         seed=r"[0-9]+",
     log:
         f"{RESULTS}/logs/{{protocol}}_{{method}}_{{variant}}_{{pretrain}}_seed{{seed}}_{{evaldata}}.log",
-
-
-ruleorder: evaluate_split_average > evaluate
-ruleorder: evaluate_split_average_seeded > evaluate_seeded
 
 
 def _curve_spec(w):
