@@ -1,6 +1,6 @@
-"""The metrics of one evaluation averaged over a dataset's official splits (HCML Table 7, A.2: UCF101
-top-1 "averaged over the three splits"): the per-split metrics files in, one metrics file of the same
-protocol out.
+"""The metrics of one evaluation averaged over a dataset's official splits (HCML Table 7, A.2: "the
+average accuracy over all 3 splits on UCF-101"): the per-split metrics files in, one metrics file of
+the same protocol out.
 
 Each accuracy the protocol writes and every split holds is the mean over the splits; `splits` records
 each split's metrics file, its SHA-256 and its accuracies, so the average is traceable to its runs.
