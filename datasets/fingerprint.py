@@ -43,8 +43,8 @@ def dataset_report(dataset: str, root: Path, quarantine: Path | None = None) -> 
 
 
 def default_datasets(root_of) -> list[str]:
-    """Every dataset that is not a subset of another and whose folder exists."""
-    return [d for d, info in DATASETS.items() if info.parent is None and root_of(d).is_dir()]
+    """Every dataset that is not a subset of another or an average of others and whose folder exists."""
+    return [d for d, info in DATASETS.items() if info.parent is None and not info.averages and root_of(d).is_dir()]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,7 +3,9 @@ mini world, over the scale profile's seeds (`tables/orderings.yaml` lists them).
 
     python -m tables.orderings --scale mini --out tables/orderings     # -> .md, .csv, .png
 
-A row compares two runs evaluated alike. Per seed it takes the difference better - worse (the
+A row compares two runs evaluated alike: by the report's `evaluation`, or by the row's own where the
+paper's comparison is made under another protocol (a row's `evaluation:` replaces the keys it names;
+HCML Table 2 trains with labels from scratch, protocol joint_train). Per seed it takes the difference better - worse (the
 runs of one seed share their seed, so the difference is paired); the row reports the mean
 difference, its spread (the sample standard deviation of the per-seed differences) and a verdict:
 `holds` (difference above the spread), `reversed` (below minus the spread), `not resolved`
@@ -49,6 +51,16 @@ def baseline_of(run: dict) -> dict:
     return {"method": run["method"], "variant": RANDOM_INIT, "label": "random init"}
 
 
+def evaluation_of(row: dict, spec: dict) -> dict:
+    """The evaluation a row's two runs are compared by: the report's, with the row's own keys over it."""
+    return {**spec["evaluation"], **(row.get("evaluation") or {})}
+
+
+def describe(e: dict) -> str:
+    pretrained = "from scratch" if e["pretrain"] == "none" else f"pretrained on {e['pretrain']}"
+    return f"{e['protocol']} {e['metric']} on {e['evaldata']}, {pretrained}"
+
+
 def comparisons(spec: dict) -> list[tuple[str, dict, dict, dict]]:
     """(section, row, better, worse) of every row of the report, orderings first."""
     rows = [("ordering", row, row["better"], row["worse"]) for row in spec["orderings"]]
@@ -58,9 +70,8 @@ def comparisons(spec: dict) -> list[tuple[str, dict, dict, dict]]:
     return rows
 
 
-def metrics_paths(run: dict, spec: dict, profile: dict, results: str) -> list[str]:
-    """The metrics file of each seed of `run`."""
-    e = spec["evaluation"]
+def metrics_paths(run: dict, e: dict, profile: dict, results: str) -> list[str]:
+    """The metrics file of each seed of `run` under evaluation `e` (`evaluation_of`)."""
     base = f"{results}/eval/{run['method']}/{run['variant']}/{e['pretrain']}"
     return [f"{folder}/{e['protocol']}/{e['evaldata']}.json" for folder in run_folders(base, profile)]
 
@@ -68,9 +79,10 @@ def metrics_paths(run: dict, spec: dict, profile: dict, results: str) -> list[st
 def required_metrics(spec: dict, profile: dict, results: str) -> list[str]:
     """Every metrics file the report reads: those of the built rows' runs."""
     paths = []
-    for _, _, better, worse in comparisons(spec):
+    for _, row, better, worse in comparisons(spec):
         if built(better) and built(worse):
-            paths += metrics_paths(better, spec, profile, results) + metrics_paths(worse, spec, profile, results)
+            e = evaluation_of(row, spec)
+            paths += metrics_paths(better, e, profile, results) + metrics_paths(worse, e, profile, results)
     return sorted(set(paths))
 
 
@@ -117,17 +129,17 @@ def mean_std(values: list[float]) -> str:
 def report(spec: dict, scale: str, results: str) -> pd.DataFrame:
     """One row per comparison: runs, per-seed values, difference, spread, seeds, verdict."""
     profile = load_scale(scale)
-    e = spec["evaluation"]
     rows = []
     for section, row, better, worse in comparisons(spec):
+        e = evaluation_of(row, spec)
         out = {"section": section, "paper": row["paper"], "source": row["source"],
                "ordering": f"{better['label']} > {worse['label']}", "better": f"{better['method']}/{better['variant']}",
                "worse": f"{worse['method']}/{worse['variant']}", "better_values": "", "worse_values": "",
                "better_mean": math.nan, "better_std": math.nan, "worse_mean": math.nan, "worse_std": math.nan,
                "difference": math.nan, "spread": math.nan, "seeds": 0, "verdict": "not built",
-               "evaluation": f"{e['protocol']} {e['metric']} on {e['evaldata']}, pretrained on {e['pretrain']}", "scale": scale}
+               "evaluation": describe(e), "scale": scale}
         if built(better) and built(worse):
-            values = [[float(read_metrics(p, e["protocol"], scale)[e["metric"]]) for p in metrics_paths(run, spec, profile, results)]
+            values = [[float(read_metrics(p, e["protocol"], scale)[e["metric"]]) for p in metrics_paths(run, e, profile, results)]
                       for run in (better, worse)]
             c = Comparison(*values)
             for side, v in zip(("better", "worse"), values):
@@ -154,7 +166,8 @@ def markdown(frame: pd.DataFrame, spec: dict, scale: str) -> str:
     e, bar = spec["evaluation"], spec["learning_check"]
     seeds = profile_seeds(load_scale(scale))
     lines = [f"# Orderings on the {scale} world", "",
-             f"{e['protocol']} {e['metric']} (%) on {e['evaldata']}, encoders pretrained on {e['pretrain']}; "
+             f"{e['protocol']} {e['metric']} (%) on {e['evaldata']}, encoders pretrained on {e['pretrain']} "
+             "(a row evaluated otherwise names its evaluation); "
              f"seeds {seeds if seeds else 'one (the config seed)'}. Cells are mean ± standard deviation over seeds; "
              "difference and spread are the mean and standard deviation of the per-seed differences. "
              "Verdict: holds (difference > spread), reversed (difference < -spread), not resolved (within the spread, "
@@ -171,6 +184,8 @@ def markdown(frame: pd.DataFrame, spec: dict, scale: str) -> str:
         for _, r in part.iterrows():
             spread = "" if math.isnan(r["spread"]) else f"{r['spread']:.1f}"
             source = r["source"] if section == "ordering" else f"≥ {bar['min_points']} pts, ≥ {bar['min_spreads']} sd"
+            if r["evaluation"] != describe(e):
+                source += f" ({r['evaluation']})"
             lines.append(f"| {r['paper']} | {source} | {r['ordering']} | {_cell(r, 'better')} | {_cell(r, 'worse')} | "
                          f"{_signed(r['difference'])} | {spread} | {r['seeds'] or ''} | {r['verdict']} |")
         lines.append("")

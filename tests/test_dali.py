@@ -55,6 +55,21 @@ def test_same_plans_same_pixels(vp9):
         assert_near_identical(clip, cpu)
 
 
+def test_jittered_plans_same_pixels(vp9):
+    """A plan carrying its own short side (HCML D.2's scale jitter) is resized to it by both pipelines."""
+    spec = S.ClipSpec(num_frames=4, stride=2, crop_size=32, short_side=40)
+    info = D.video_info(vp9)
+    rng = np.random.default_rng(1)
+    plans = []
+    for _ in range(4):
+        side = S.random_short_side([40, 50], spec, rng)
+        hw = S.resized_hw(info["height"], info["width"], side)
+        plans.append(S.plan_train_clip(info["num_frames"], hw, spec, rng, short_side=side))
+    assert len({p.short_side for p in plans}) > 1
+    for plan, clip in zip(plans, dali_load_clips([vp9] * len(plans), plans, spec, device="cpu", batch_size=2)):
+        assert_near_identical(clip, D.load_clip(vp9, plan, spec))
+
+
 def test_decoded_frames_identical_and_indexed(vp9):
     # no resize (short side = frame height), full-height crop: raw decoder output, THWC
     spec = S.ClipSpec(num_frames=5, stride=1, crop_size=48, short_side=48)

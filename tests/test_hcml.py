@@ -202,6 +202,33 @@ def test_a_video_shorter_than_the_clip_is_named():
         HCMLClips(videos, ".", method_config("hcml", "smoke", "pmb_selfsup"), 0)
 
 
+@pytest.mark.parametrize("variant, jitter", [("pmb_selfsup", [256, 320]), ("pmb_selfsup_r2plus1d101", [256, 340]),
+                                             ("baseline_r2plus1d101", [256, 340])])
+def test_full_scale_clips_jitter_the_short_side_as_d2(variant, jitter):
+    """D.2: the shorter side sampled in [256, 320] for R2D-50 and [256, 340] for R(2+1)D-101."""
+    assert method_config("hcml", "full", variant)["clip"]["short_side_jitter"] == jitter
+
+
+def test_training_clips_draw_their_short_side_over_the_jitter_range(monkeypatch):
+    """Every short side of the profile's range is drawn and nothing else; each crop fits its frame."""
+    from datasets.clips.reader import ClipReader
+    from datasets.clips.sampling import resized_hw
+
+    cfg = method_config("hcml", "smoke", "pmb_selfsup")
+    low, high = cfg["clip"]["short_side_jitter"]
+    videos = pd.DataFrame([{"video_id": "v0", "path": "a.avi", "label": 0, "num_frames": 30, "height": 48, "width": 64}])
+    plans = []
+    monkeypatch.setattr(ClipReader, "__call__", lambda self, row, plan: plans.append(plan) or torch.zeros(3, 8, 32, 32))
+    data = HCMLClips(videos, ".", cfg, 0)
+    for epoch in range(300):
+        data.set_epoch(epoch)
+        data[0]
+    assert {p.short_side for p in plans} == set(range(low, high + 1))
+    for p in plans:
+        h, w = resized_hw(48, 64, p.short_side)
+        assert 0 <= p.crop[0] <= h - 32 and 0 <= p.crop[1] <= w - 32
+
+
 @pytest.mark.parametrize("scale", available_scales())
 def test_learning_rate_follows_the_linear_scaling_rule(scale):
     """D.2: 0.0025 per GPU at 8 clips per GPU, linearly scaled with the number of GPUs."""

@@ -11,7 +11,7 @@ TABLES = [f"tables/hcml_table{i}.md" for i in range(1, 8)]
 
 
 def test_hcml_tables_at_full_scale_plan_the_paper_settings(tmp_path):
-    empty_layout(tmp_path, ["ucf101_split1", "k400", "ssv1", "ssv2"])
+    empty_layout(tmp_path, ["ucf101_split1", "ucf101_split2", "ucf101_split3", "k400", "ssv1", "ssv2"])
     for folder in ("SomethingSomethingV1", "SomethingSomethingV2"):  # their layouts name no required file
         (tmp_path / folder).mkdir(exist_ok=True)
     proc = dry_run(*TABLES, "--config", "scale=full", f"data_root={tmp_path}")
@@ -21,7 +21,8 @@ def test_hcml_tables_at_full_scale_plan_the_paper_settings(tmp_path):
     assert counts.get("pretrain") == 2, counts  # Tables 4 and 7: the K400 self-supervised runs of both backbones
     # 6 Table 2 variants, 2 Table 4 random starts are Table 2's pmb_selfsup ones, 3 efficacy, 3 kNN levels
     assert counts.get("random_start") == 12, counts
-    assert counts.get("evaluate") == 30, counts
+    # and Table 7's fine-tunings on UCF101 splits 2 and 3 (split 1's is Table 4's), averaged in one job
+    assert counts.get("evaluate") == 32 and counts.get("evaluate_split_average") == 1, counts
     assert ("HCML pmb_selfsup on k400: 80 epochs over levels [1, 1, 1], batch 64, r2d50_hcml_pmb x1.0 16x2x224^2, "
             "PMB + self-supervision (Eq. 2-4)") in out
     assert "HCML pmb_selfsup_r2plus1d101 on k400: 80 epochs over levels [1, 1, 1], batch 64, r2plus1d101_hcml_pmb x1.0 32x2x224^2" in out

@@ -95,9 +95,9 @@ def test_ordering_verdicts():
 
 
 def test_orderings_report_from_metrics_files(tmp_path):
-    """The report reads each seed's metrics file and nothing else; rows of methods or variants that do
-    not exist yet (HCML's mini run) say `not built`, and the rows of the built methods (MaCLR, MCL,
-    CMD, Controllable Augmentations) need every seed's metrics file of both sides."""
+    """The report reads each seed's metrics file and nothing else; the rows of the built methods need
+    every seed's metrics file of both sides, HCML Table 2's rows under their own evaluation (joint_train
+    from scratch, the single-clip test)."""
     top1 = {("maclr", "maclr"): lambda s: 60.0 + s, ("maclr", "v_only"): lambda s: 40.0 + s,
             ("maclr", "flow"): lambda s: 50.0 + 2 * s, ("maclr", "diff"): lambda s: 50.0,
             ("maclr", "random_init"): lambda s: 10.0,
@@ -106,12 +106,19 @@ def test_orderings_report_from_metrics_files(tmp_path):
             ("cmd", "full_c3d"): lambda s: 30.0, ("cmd", "context_only_c3d"): lambda s: 34.0 + s,
             ("cmd", "motion_only_c3d"): lambda s: 20.0 + s, ("cmd", "random_init"): lambda s: 12.0,
             ("ctrlaug", "rc_mi_td"): lambda s: 40.0 + s, ("ctrlaug", "nce"): lambda s: 30.0 + s,
-            ("ctrlaug", "random_init"): lambda s: 12.0}
+            ("ctrlaug", "random_init"): lambda s: 12.0,
+            ("hcml", "pmb_selfsup"): lambda s: 25.0 + s, ("hcml", "random_init"): lambda s: 10.0}
     for (method, variant), value in top1.items():
         for seed in (0, 1, 2):
             write_json(tmp_path / f"eval/{method}/{variant}/k400_mini/seed{seed}/linear/ucf101_split1.json",
                        {"top1": value(seed), "top5": 90.0, "num_test_videos": 210, "num_train_videos": 420, "num_classes": 10,
                         "views": "4x1", "scale": "mini", "protocol": "linear", "seed": seed})
+    single = {"pmb_selfsup": 50.0, "pmb": 40.0, "baseline": 45.0}
+    for variant, value in single.items():
+        for seed in (0, 1, 2):
+            write_json(tmp_path / f"eval/hcml/{variant}/none/seed{seed}/joint_train/ucf101_split1.json",
+                       {"top1": 0.0, "top5": 0.0, "top1_single_clip": value + seed, "top5_single_clip": 90.0,
+                        "num_test_videos": 210, "views": "4x1", "scale": "mini", "protocol": "joint_train", "seed": seed})
     main(["--scale", "mini", "--results", str(tmp_path), "--out", str(tmp_path / "orderings")])
     text = (tmp_path / "orderings.md").read_text()
     assert "| MaCLR | Table 1a | MaCLR > V-only | 61.0 ± 1.0 | 41.0 ± 1.0 | +20.0 | 0.0 | 3 | holds |" in text
@@ -120,8 +127,11 @@ def test_orderings_report_from_metrics_files(tmp_path):
     assert "| MCL | Table 1 | TA+SA+L_MAL > TA+SA | 31.0 ± 1.0 | 20.0 ± 0.0 | +11.0 | 1.0 | 3 | holds |" in text
     assert "| MCL | Table 1 | TA+SA > baseline | 20.0 ± 0.0 | 21.0 ± 1.0 | -1.0 | 1.0 | 3 | not resolved |" in text
     assert "| CMD | Table 4 | I-frames + motion vectors > I-frames only | 30.0 ± 0.0 | 35.0 ± 1.0 | -5.0 | 1.0 | 3 | reversed |" in text
-    # HCML Table 2 compares training with labels from scratch, not this report's evaluation (orderings.yaml)
-    assert "| HCML | Table 2 |" not in text and "HCML > random init | not built | not built |" in text
+    # HCML Table 2 compares training with labels from scratch: its own evaluation, named in the row
+    table2 = "| HCML | Table 2 (joint_train top1_single_clip on ucf101_split1, from scratch) |"
+    assert f"{table2} PMB + Self-Sup > PMB | 51.0 ± 1.0 | 41.0 ± 1.0 | +10.0 | 0.0 | 3 | holds |" in text
+    assert f"{table2} PMB > baseline | 41.0 ± 1.0 | 46.0 ± 1.0 | -5.0 | 0.0 | 3 | reversed |" in text
+    assert "HCML > random init | 26.0 ± 1.0 | 10.0 ± 0.0 | +16.0 | 1.0 | 3 | passes |" in text
     assert "| Controllable Augmentations | Table 7 | L_rc + L_mi + L_td > L_nce | 41.0 ± 1.0 | 31.0 ± 1.0 | +10.0 | 0.0 | 3 | holds |" in text
     assert "MaCLR > random init | 61.0 ± 1.0 | 10.0 ± 0.0 | +51.0 | 1.0 | 3 | passes |" in text
     # 18 points over random init, but the per-seed differences (26, 18, 10) spread by 8: fewer than 3 spreads

@@ -110,3 +110,30 @@ def test_plan_test_clips_order():
     assert [p.indices[0] for p in plans] == [0, 0, 0, 6, 6, 6]
     assert [p.crop for p in plans[:3]] == [(8, 0), (8, 16), (8, 32)]
     assert not any(p.flip for p in plans)
+
+
+def test_random_short_side_draws_every_integer_of_the_jitter_range_and_nothing_else():
+    """HCML D.2's scale jitter: the short side uniform in [low, high], both ends included."""
+    rng = np.random.default_rng(0)
+    sides = [S.random_short_side([256, 320], spec(crop_size=224, short_side=256), rng) for _ in range(3000)]
+    assert set(sides) == set(range(256, 321))
+    assert abs(np.mean(sides) - 288) < 1.5  # uniform: mean (256 + 320) / 2
+    with pytest.raises(ValueError, match=r"jitter \[200, 320\].*crop_size \(224\)"):
+        S.random_short_side([200, 320], spec(crop_size=224, short_side=256), rng)
+    with pytest.raises(ValueError, match=r"jitter \[300, 280\]"):
+        S.random_short_side([300, 280], spec(crop_size=224, short_side=256), rng)
+
+
+def test_a_jittered_plan_resizes_to_its_own_short_side():
+    """A plan's short side replaces the spec's in the resize; the crop lives in that frame."""
+    from datasets.clips.decode import frames_to_clip
+
+    frames = np.arange(2 * 48 * 64 * 3, dtype=np.uint8).reshape(2, 48, 64, 3)
+    s = spec(num_frames=2, stride=1, short_side=40)
+    assert S.resized_hw(48, 64, 50) == (50, 66)
+    plan = S.plan_train_clip(2, (50, 66), s, np.random.default_rng(0), short_side=50)
+    assert plan.short_side == 50 and plan.resize_to(s) == 50
+    far = ClipPlan((0, 1), (18, 34), False, short_side=50)  # the bottom-right crop at short side 50
+    assert frames_to_clip(frames, far, s).shape == (3, 2, 32, 32)
+    with pytest.raises(ValueError, match="outside the resized frame"):  # at the spec's 40 it does not fit
+        frames_to_clip(frames, ClipPlan((0, 1), (18, 34), False), s)

@@ -92,7 +92,7 @@ INPUTS = ("encoded", "indices", "size", "anchor", "shape", "flip")
 
 def _check_crop(path: Path, plan: ClipPlan, spec: ClipSpec, frame_hw: tuple[int, int]) -> None:
     c = spec.crop_size
-    rh, rw = resized_hw(*frame_hw, spec.short_side)
+    rh, rw = resized_hw(*frame_hw, plan.resize_to(spec))
     top, left = plan.crop
     if top < 0 or left < 0 or top + c > rh or left + c > rw:
         raise ValueError(f"{path}: crop {c} at (top={top}, left={left}) outside the resized frame {(rh, rw)}")
@@ -102,7 +102,7 @@ def _clip_inputs(path: Path, plan: ClipPlan, spec: ClipSpec, frame_hw: tuple[int
     """One clip's pipeline inputs, in the order of INPUTS: the file's bytes, the planned frames, the
     resized frame size, the crop's (top, left) and size, and the flip."""
     c = spec.crop_size
-    rh, rw = resized_hw(*frame_hw, spec.short_side)
+    rh, rw = resized_hw(*frame_hw, plan.resize_to(spec))
     top, left = plan.crop
     return (
         np.fromfile(path, dtype=np.uint8),

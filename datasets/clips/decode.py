@@ -520,7 +520,7 @@ def resize_short_side(frames: torch.Tensor, short_side: int) -> torch.Tensor:
 def frames_to_clip(frames: np.ndarray, plan: ClipPlan, spec: ClipSpec) -> torch.Tensor:
     """uint8 (T, H, W, 3) decoded frames -> uint8 (3, T, crop, crop): resize, crop, flip."""
     x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # T, 3, H, W
-    x = resize_short_side(x, spec.short_side)
+    x = resize_short_side(x, plan.resize_to(spec))
     top, left = plan.crop
     c = spec.crop_size
     if top < 0 or left < 0 or top + c > x.shape[-2] or left + c > x.shape[-1]:

@@ -95,6 +95,8 @@ def motion_clip(motion: np.ndarray, plan: ClipPlan, spec: ClipSpec, scale: float
     A horizontal flip of a flow field also negates its x component; the caller decides whether
     to flip (MaCLR skips augmentations on motion inputs).
     """
+    if plan.resize_to(spec) != spec.short_side:  # the cache holds one scale: a jittered plan cannot cut it
+        raise ValueError(f"motion clip planned at short side {plan.short_side}; the motion cache is at {spec.short_side}")
     top, left = plan.crop
     c = spec.crop_size
     x = torch.from_numpy(motion[list(plan.indices), :, top : top + c, left : left + c].astype(np.float32))
@@ -144,9 +146,10 @@ class ClipReader:
     def num_frames(self, row) -> int:
         return int(row.num_frames)
 
-    def frame_hw(self, row) -> tuple[int, int]:
-        """Frame size after the short-side resize, the space plan crops live in."""
-        return resized_hw(row.height, row.width, self.spec.short_side)
+    def frame_hw(self, row, short_side: int | None = None) -> tuple[int, int]:
+        """Frame size after the short-side resize (the spec's, or a jittered `short_side`), the space
+        plan crops live in."""
+        return resized_hw(row.height, row.width, short_side or self.spec.short_side)
 
     def __call__(self, row, plan: ClipPlan) -> torch.Tensor:
         plan = in_video(row, plan)

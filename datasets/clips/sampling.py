@@ -7,7 +7,8 @@ the same seed and `ClipSpec`.
 
 Conventions (applied in this order by both decoders):
 1. decode the frames `plan.indices` (0-based, in presentation order; repeats allowed);
-2. resize every frame so that its shorter side is `spec.short_side` (`resized_hw`);
+2. resize every frame so that its shorter side is `spec.short_side` (`resized_hw`), or the plan's own
+   `short_side` where training jitters the scale (`random_short_side`);
 3. crop a `crop_size` x `crop_size` window at `plan.crop` = (top, left) of the resized frame;
 4. flip horizontally when `plan.flip`.
 
@@ -63,6 +64,11 @@ class ClipPlan:
     indices: tuple[int, ...]
     crop: tuple[int, int]  # (top, left) in the resized frame
     flip: bool = False
+    short_side: int | None = None  # this clip's resize when it is not the spec's (training scale jitter)
+
+    def resize_to(self, spec: ClipSpec) -> int:
+        """The short side the planned frames are resized to."""
+        return self.short_side or spec.short_side
 
     @property
     def indices_array(self) -> np.ndarray:
@@ -182,9 +188,12 @@ def plan_train_clip(
     rng: np.random.Generator,
     allowed: np.ndarray | None = None,
     flip_p: float = 0.5,
+    short_side: int | None = None,
 ) -> ClipPlan:
     """One training clip: random start (within `allowed`), random crop, horizontal flip with
     probability `flip_p` (0 where labels name left and right, as Something-Something's do).
+    With `short_side` (a jittered scale, `random_short_side`) the frames are resized to it, and
+    `frame_hw_after_resize` is the frame size at that short side.
 
     The generator is drawn in this order: start, crop (top, left), flip (drawn whatever `flip_p`).
     """
@@ -192,7 +201,17 @@ def plan_train_clip(
     height, width = frame_hw_after_resize
     crop = random_crop_offset(height, width, spec.crop_size, rng)
     flip = bool(rng.random() < flip_p)
-    return ClipPlan(tuple(int(i) for i in clip_indices(start, spec)), crop, flip)
+    return ClipPlan(tuple(int(i) for i in clip_indices(start, spec)), crop, flip, short_side)
+
+
+def random_short_side(jitter: tuple[int, int] | list[int], spec: ClipSpec, rng: np.random.Generator) -> int:
+    """A training clip's short side, uniform over the integers of `jitter` = [low, high] (the scale
+    jitter of the short side: PySlowFast's `random_short_side_scale_jitter`, HCML D.2's [256, 320]);
+    the crop must fit at the low end."""
+    low, high = (int(v) for v in jitter)
+    if not spec.crop_size <= low <= high:
+        raise ValueError(f"short-side jitter [{low}, {high}]: needs crop_size ({spec.crop_size}) <= low <= high")
+    return int(rng.integers(low, high + 1))
 
 
 def plan_test_clips(

@@ -17,6 +17,7 @@ class DatasetInfo:
     directory: str
     description: str
     parent: str | None = None  # a subset dataset is derived from its parent's manifest
+    averages: tuple[str, ...] = ()  # an average of evaluations on these datasets: no manifest of its own
 
 
 DATASETS: dict[str, DatasetInfo] = {}
@@ -39,6 +40,9 @@ def dataset_info(dataset: str) -> DatasetInfo:
 for _split in (1, 2, 3):
     register(DatasetInfo(f"ucf101_split{_split}", "UCF101", f"UCF101, official train/test split {_split}"))
     register(DatasetInfo(f"hmdb51_split{_split}", "HMDB51", f"HMDB51, official 70/30 split {_split}"))
+# HCML Table 7 (A.2): UCF101 accuracy averaged over the three official splits (protocols/split_average.py)
+register(DatasetInfo("ucf101_3splits", "UCF101", "UCF101, mean of the evaluations on splits 1-3",
+                     averages=("ucf101_split1", "ucf101_split2", "ucf101_split3")))
 register(DatasetInfo("k400", "Kinetics400", "Kinetics-400 train and validation"))
 register(
     DatasetInfo(
