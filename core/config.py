@@ -10,9 +10,8 @@ import copy
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-
 from core.errors import ConfigError
+from core.io import load_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SCALES_DIR = ROOT / "config" / "scales"
@@ -25,7 +24,7 @@ def available_scales() -> list[str]:
 @lru_cache(maxsize=None)
 def _load_yaml(path: str) -> dict:
     with open(path) as f:
-        data = yaml.safe_load(f) or {}
+        data = load_yaml(f) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data

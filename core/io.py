@@ -128,6 +128,14 @@ def write_csv(path: str | os.PathLike, frame) -> None:
         frame.to_csv(tmp, index=False)
 
 
+def load_yaml(stream) -> Any:
+    """`yaml.safe_load`, parsed by libyaml's C parser where PyYAML has it (the same Python objects,
+    several times faster: every Snakemake run and table job reads the specs and configs)."""
+    import yaml
+
+    return yaml.load(stream, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 def torch_save(path: str | os.PathLike, obj: Any) -> None:
     """Save `obj` byte-reproducibly: torch.save names the archive's records after the file's stem,
     which would be the random temporary name, so the archive is built in memory first."""

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from core.io import load_yaml
 from tables.schema import ID_RE, PAPERS, SpecError
 
 KINDS = ("contradiction", "unstated", "addition")
@@ -75,7 +76,7 @@ def check_switch(switch: str, root: str | Path, where: str = "", _cache: dict | 
     if path not in cache:
         if not path.is_file():
             raise SpecError(f"{where}: switch {switch!r} names {file}, which does not exist")
-        cache[path] = yaml.safe_load(path.read_text()) or {}
+        cache[path] = load_yaml(path.read_text()) or {}
     node = cache[path]
     for i, key in enumerate(keys):
         if not isinstance(node, dict) or key not in node:
@@ -88,7 +89,7 @@ def load_discrepancies(path: str | Path, spec_ids=None, root: str | Path | None 
     `spec_ids` (when given), switches present in their config files under `root` (when given)."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
     except (OSError, yaml.YAMLError) as err:
         raise SpecError(f"{path}: cannot be read as YAML: {err}") from None
     if not isinstance(raw, list) or not raw:

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from core.errors import ConfigError
+from core.io import load_yaml
 from tables.metrics import PROTOCOL_METRICS, reports, template_pattern
 
 PAPERS = ("maclr", "hcml", "mcl", "ctrlaug", "cmd")
@@ -155,7 +156,7 @@ def _read_yaml(path: Path):
         raise SpecError(f"{path}: no such file")
     try:
         with open(path) as f:
-            return yaml.safe_load(f)
+            return load_yaml(f)
     except yaml.YAMLError as err:
         raise SpecError(f"{path}: not valid YAML: {err}") from None
 
