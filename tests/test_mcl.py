@@ -111,13 +111,18 @@ def test_mal_v3_gradient_reaches_encoder_weights_and_matches_finite_differences(
         assert analytic[index].item() == pytest.approx((up - down) / (2 * eps), rel=1e-4, abs=1e-8)
 
 
+def random_batch(cfg: dict, size: int) -> dict:
+    """A batch of `size` random query and key clips, 2 x 2 motion maps and video indices 0..size-1."""
+    frames = cfg["clip"]["num_frames"]
+    return {"q": torch.randn(size, 3, frames, 48, 48), "k": torch.randn(size, 3, frames, 48, 48),
+            "video_index": torch.arange(size), "motion": torch.rand(size, frames, 2, 2)}
+
+
 def test_the_model_trains_its_encoder_through_l_mal():
     cfg = method_config("mcl", "smoke", "ta_sa_mal")
     torch.manual_seed(0)
     model = METHOD(cfg)
-    frames = cfg["clip"]["num_frames"]
-    batch = {"q": torch.randn(2, 3, frames, 48, 48), "k": torch.randn(2, 3, frames, 48, 48),
-             "video_index": torch.arange(2), "motion": torch.rand(2, frames, 2, 2)}
+    batch = random_batch(cfg, 2)
     terms = model(batch)
     assert set(terms) == {"nce", "mal_t", "mal_s", "mal_st"}
     mal = terms["mal_t"] + terms["mal_s"] + terms["mal_st"]
@@ -128,16 +133,13 @@ def test_the_model_trains_its_encoder_through_l_mal():
     assert torch.autograd.grad(mal, stem)[0].norm() > 1e-3
 
 
-
 def test_queries_in_sub_batches_give_each_sub_batch_its_own_statistics_and_gradient_maps():
     """bn_groups: 2 on one process: the queries are encoded in two sub-batches (batch norm over each),
     so the model's q and gradient maps equal those of the two halves encoded on their own."""
     cfg = {**method_config("mcl", "smoke", "ta_sa_mal"), "batch_norm": "shuffle", "bn_groups": 2}
     torch.manual_seed(0)
     model = METHOD(cfg)
-    frames = cfg["clip"]["num_frames"]
-    batch = {"q": torch.randn(4, 3, frames, 48, 48), "k": torch.randn(4, 3, frames, 48, 48),
-             "video_index": torch.arange(4), "motion": torch.rand(4, frames, 2, 2)}
+    batch = random_batch(cfg, 4)
     terms = model(batch)
     assert set(terms) == {"nce", "mal_t", "mal_s", "mal_st"} and all(torch.isfinite(t) for t in terms.values())
     keys = model._keys
