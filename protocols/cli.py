@@ -36,10 +36,15 @@ def evaluation_splits(manifest: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
 
 
 def protocol_main(protocol: str, evaluate: Evaluate, description: str, headline: str, argv: list[str] | None = None,
-                  settings: str | None = None) -> None:
+                  settings: str | None = None, add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+                  keywords: Callable[[argparse.Namespace], dict] | None = None) -> None:
     """Parse the shared arguments, run `evaluate` with the scale profile's `protocol` section (or
     the `settings` section: V+F fine-tunes with the fine-tuning recipe) and write its metrics (plus
-    scale, protocol, checkpoint and the checkpoint's provenance)."""
+    scale, protocol, checkpoint and the checkpoint's provenance).
+
+    A protocol that needs more than the shared arguments adds its own flags with `add_arguments`
+    (they show in --help with the shared ones) and turns the parsed arguments into keyword
+    arguments of `evaluate` with `keywords` (which may raise a SuiteError naming a missing input)."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, type=Path)
     parser.add_argument("--manifest", required=True, type=Path)
@@ -52,19 +57,22 @@ def protocol_main(protocol: str, evaluate: Evaluate, description: str, headline:
     parser.add_argument("--clip", type=clip_arg, default=None, metavar="TxS",
                         help="evaluate at T frames with stride S instead of the pretraining clip (a variant's "
                              "`evaluation_clip`, e.g. MaCLR's 32x8 of §4.2)")
+    if add_arguments is not None:
+        add_arguments(parser)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
         profile = load_scale(args.scale)
         configure_cache(profile.get("decode_cache"))
+        extra = keywords(args) if keywords is not None else {}  # before the checkpoint: a missing input is named first
         checkpoint = load_checkpoint(args.checkpoint)
         pretrain_clip = checkpoint["input"].get("clip")
         if args.clip is not None:
             checkpoint = at_clip(checkpoint, args.clip)
         cfg, recipe = protocol_settings(profile, settings or protocol, recipe_owner(checkpoint["provenance"]), args.manifest.stem)
         manifest = pd.read_csv(args.manifest)
-        metrics = evaluate(checkpoint, manifest, args.root, args.motion_cache, cfg, int(profile.get("seed", 0)))
+        metrics = evaluate(checkpoint, manifest, args.root, args.motion_cache, cfg, int(profile.get("seed", 0)), **extra)
         metrics.update({"scale": args.scale, "protocol": args.protocol, "checkpoint": str(args.checkpoint), "recipe": recipe,
                         **evaluation_provenance(checkpoint, args.checkpoint, args.manifest, manifest, args.root),
                         "eval_seed": int(profile.get("seed", 0)), "pretrain_clip": pretrain_clip})

@@ -34,7 +34,6 @@ its boxes `ava.boxes.csv` beside it (`datasets.sources.parsers.prepare`).
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -351,20 +350,16 @@ def evaluate(checkpoint: dict, manifest: pd.DataFrame, root: Path, motion_cache:
 
 
 def main(argv: list[str] | None = None) -> None:
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--manifest", type=Path)
-    pre.add_argument("--out", type=Path)
-    known, rest = pre.parse_known_args(argv)
-    for flag, value in (("--manifest", known.manifest), ("--out", known.out)):
-        if value is not None:  # protocol_main reads them too
-            rest += [flag, str(value)]
-    boxes = None
-    if known.manifest is not None:
-        path = known.manifest.with_name(known.manifest.stem + ".boxes.csv")
-        if not path.is_file():
-            raise SystemExit(f"error: {path}: the manifest's evaluated boxes are missing (rule ava_boxes writes them)")
-        boxes = pd.read_csv(path, dtype={"video_id": str})
-    protocol_main("detection", lambda *args: evaluate(*args, boxes=boxes, out=known.out), __doc__, "map", rest)
+    protocol_main("detection", evaluate, __doc__, "map", argv,
+                  keywords=lambda args: {"boxes": manifest_boxes(args.manifest), "out": args.out})
+
+
+def manifest_boxes(manifest: Path) -> pd.DataFrame:
+    """The boxes evaluated with `manifest` (the `.boxes.csv` beside it, which rule ava_boxes writes)."""
+    path = manifest.with_name(manifest.stem + ".boxes.csv")
+    if not path.is_file():
+        raise SuiteError(f"{path}: the manifest's evaluated boxes are missing (rule ava_boxes writes them)")
+    return pd.read_csv(path, dtype={"video_id": str})
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from functools import lru_cache, partial
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -191,18 +191,15 @@ def curves_figure(metrics: dict, labels: dict[int, int], retrieval: dict[str, di
 
 
 def main(argv: list[str] | None = None) -> None:
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--checkpoint", type=Path)
-    pre.add_argument("--retrieval", type=Path, action="append", default=[],
-                     help="retrieval metrics of the same run, for the plot's R@1 curve (repeatable)")
-    pre.add_argument("--spec", type=Path, default=None, help="table spec with the paper's values, for the plot")
-    pre.add_argument("--plot", type=Path, default=None, help="write the curves figure (png) here")
-    known, rest = pre.parse_known_args(argv)
-    if known.checkpoint is not None:  # protocol_main reads it too
-        rest += ["--checkpoint", str(known.checkpoint)]
-    folder = known.checkpoint.parent if known.checkpoint is not None else None
-    evaluate_run = partial(evaluate, checkpoint_dir=folder, retrieval=known.retrieval, spec=known.spec, plot=known.plot)
-    protocol_main("pretext", evaluate_run, __doc__, HEADLINE, rest)
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--retrieval", type=Path, action="append", default=[],
+                            help="retrieval metrics of the same run, for the plot's R@1 curve (repeatable)")
+        parser.add_argument("--spec", type=Path, default=None, help="table spec with the paper's values, for the plot")
+        parser.add_argument("--plot", type=Path, default=None, help="write the curves figure (png) here")
+
+    protocol_main("pretext", evaluate, __doc__, HEADLINE, argv, add_arguments=add_arguments,
+                  keywords=lambda args: {"checkpoint_dir": args.checkpoint.parent, "retrieval": args.retrieval,
+                                         "spec": args.spec, "plot": args.plot})
 
 
 HEADLINE = "context_matching_top1_ep1"  # what the command's last line prints (CMD Table 7's first cell)

@@ -17,8 +17,6 @@ A checkpoint may carry more (CONTRIBUTING.md, "Checkpoints"), and each part adds
 """
 from __future__ import annotations
 
-import argparse
-from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -83,12 +81,9 @@ def snapshot_metrics(snapshots: dict, checkpoint_dir: Path | None, train: pd.Dat
 
 
 def main(argv: list[str] | None = None) -> None:
-    # The checkpoint's folder, where its snapshots lie (protocol_main hands `evaluate` the loaded checkpoint only).
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--checkpoint", type=Path)
-    known, _ = pre.parse_known_args(argv)
-    folder = known.checkpoint.parent if known.checkpoint is not None else None
-    protocol_main("retrieval", partial(evaluate, checkpoint_dir=folder), __doc__, "r_at_1", argv)
+    # The checkpoint's folder, where its snapshots lie (`evaluate` is handed the loaded checkpoint).
+    protocol_main("retrieval", evaluate, __doc__, "r_at_1", argv,
+                  keywords=lambda args: {"checkpoint_dir": args.checkpoint.parent})
 
 
 if __name__ == "__main__":
