@@ -227,13 +227,7 @@ def fit(task: TrainingTask, dataset: Dataset, settings: RunSettings, out: Path |
         index, stage = stage_at(stages, epoch)
         if index != stage_index:  # a new stage: its trainable parameters, fresh optimizers
             stage_index = index
-            enter_stage(task, stage, trainable_by_default)
-            optimizers = {name: build_optimizer(params, settings.optimizer_config(name))
-                          for name, params in task.optimizer_groups().items()}
-            clipped = [p for o in optimizers.values() for g in o.param_groups for p in g["params"]]
-            runner = task
-            if procs.world > 1:
-                runner = torch.nn.parallel.DistributedDataParallel(task, device_ids=[device.index] if device.type == "cuda" else None)
+            optimizers, clipped, runner = start_stage(task, stage, trainable_by_default, settings, procs)
         if resumed is not None:  # the optimizers and RNG exactly as the interrupted run left them
             for name, optimizer in optimizers.items():
                 optimizer.load_state_dict(resumed["optimizers"][name])
@@ -254,9 +248,7 @@ def fit(task: TrainingTask, dataset: Dataset, settings: RunSettings, out: Path |
             sample = to_device(sample, device)
             loss, terms = train_step(runner, task, sample, optimizers, clipped, settings, device, f"epoch {epoch} step {i} (global step {step})")
             clips += len(next(v for v in sample.values() if torch.is_tensor(v))) * procs.world
-            lr_columns = {"lr": lrs["main"]} if list(lrs) == ["main"] else {f"lr_{n}": v for n, v in lrs.items()}
-            log.append({"epoch": epoch, "step": step, **lr_columns, "loss": loss,
-                        **{f"loss_{n}": t.item() for n, t in terms.items()}, **task.step_log(sample)})
+            log.append(step_record(epoch, step, lrs, loss, terms, task.step_log(sample)))
             bar.set_postfix(loss=f"{loss:.3f}")
         epoch_seconds.append(time.perf_counter() - started)
         finished = epoch + 1 == settings.epochs
@@ -273,6 +265,28 @@ def fit(task: TrainingTask, dataset: Dataset, settings: RunSettings, out: Path |
         save_curve(frame, out / "curve.png", settings.title)
         write_json(out / "summary.json", summary)
     return summary
+
+
+def start_stage(task: TrainingTask, stage: Stage, trainable_by_default: dict, settings: RunSettings,
+                procs: Distributed) -> tuple[dict, list, torch.nn.Module]:
+    """(optimizers, parameters to clip, module to run) of a stage that starts: its trainable
+    parameters set, fresh optimizers for the task's groups, and DDP's wrapper over several processes."""
+    enter_stage(task, stage, trainable_by_default)
+    optimizers = {name: build_optimizer(params, settings.optimizer_config(name))
+                  for name, params in task.optimizer_groups().items()}
+    clipped = [p for o in optimizers.values() for g in o.param_groups for p in g["params"]]
+    runner = task
+    if procs.world > 1:
+        device = procs.device
+        runner = torch.nn.parallel.DistributedDataParallel(task, device_ids=[device.index] if device.type == "cuda" else None)
+    return optimizers, clipped, runner
+
+
+def step_record(epoch: int, step: int, lrs: dict, loss: float, terms: dict, extra: dict) -> dict:
+    """One log.csv row: the learning rate (`lr`, or `lr_<group>` per optimizer), the loss, its named
+    terms and the task's own columns."""
+    lr_columns = {"lr": lrs["main"]} if list(lrs) == ["main"] else {f"lr_{n}": v for n, v in lrs.items()}
+    return {"epoch": epoch, "step": step, **lr_columns, "loss": loss, **{f"loss_{n}": t.item() for n, t in terms.items()}, **extra}
 
 
 def evaluation_point(on_epoch_end: Callable[[int], None], epochs_done: int) -> None:
