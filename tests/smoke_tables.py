@@ -69,3 +69,20 @@ def reproducing_rows(repo: Path, tables: list[str], methods: tuple[str, ...]) ->
 def regression_key(table: str, run) -> str:
     """A cell's column name in a regression baseline."""
     return re.sub(r"[^A-Za-z0-9]+", "_", f"{table}_{run.part}_{run.row}_{run.column}").strip("_")
+
+
+def one_test_video(run, metrics: dict) -> float:
+    """A cell's regression tolerance in points: one test video of its evaluation set flipping."""
+    return 100.0 / metrics["num_test_videos"]
+
+
+def check_regression(num_regression, repo: Path, tables: dict[str, pd.DataFrame], cells, tolerance=one_test_video) -> None:
+    """Hold every (table, CellRun) of `cells` to the test's regression baseline, each within
+    `tolerance(run, metrics)` points of the value the baseline recorded."""
+    values, tolerances = {}, {}
+    for table, run in cells:
+        key = regression_key(table, run)
+        metrics = json.loads((repo / run.path).read_text())
+        values[key] = [float(cell(tables[table], run.part, run.row, run.column)["reproduced"])]
+        tolerances[key] = {"atol": tolerance(run, metrics) + 1e-6, "rtol": 0}
+    num_regression.check(values, tolerances=tolerances)

@@ -8,15 +8,13 @@ Smoke numbers test the pipeline, not the paper. The regression tolerance of a ce
 video (one query for retrieval) of the evaluation set behind it, so a change that moves a result
 by more than a single flipped prediction is seen; pretext accuracies (Table 7) are held to 0.5
 points."""
-import json
-import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.conftest import repository_copy
-from tests.smoke_tables import RESULTS, SCALE, cell, eval_cells, run_tables
+from tests.smoke_tables import (RESULTS, cell, check_regression, checked_metrics, eval_cells, one_test_video,
+                                reproducing_rows, run_tables)
 
 TABLES = [f"cmd_table{i}" for i in range(1, 10)]
 OWN_METHODS = ("cmd", "random_init")
@@ -39,16 +37,9 @@ def test_every_cmd_and_scratch_row_has_a_smoke_value_from_its_metrics_file(cmd_d
     repo, tables = cmd_dag
     rows = set()
     for table, run in own_cells(repo):
-        metrics = json.loads((repo / run.path).read_text())
-        assert metrics["scale"] == SCALE and metrics["protocol"] == run.protocol
-        value = cell(tables[table], run.part, run.row, run.column)
-        assert value["status"] == "smoke" and value["scale"] == SCALE, (table, run.row, run.column)
-        assert value["reproduced"] == pytest.approx(metrics[run.metric], abs=0.01), (table, run.row, run.column)
+        checked_metrics(repo, tables, table, run)
         rows.add((table, run.part, run.row))
-    spec_rows = {(t, part["id"], row["id"])
-                 for t in TABLES for part in yaml.safe_load((repo / "tables/specs" / f"{t}.yaml").read_text())["parts"]
-                 for row in part["rows"] if (row.get("reproduce") or {}).get("method") in OWN_METHODS}
-    assert rows == spec_rows
+    assert rows == reproducing_rows(repo, TABLES, OWN_METHODS)
     assert all(run.runnable for _, run in own_cells(repo))
 
 
@@ -77,11 +68,5 @@ def test_repeated_rows_read_one_metrics_file(cmd_dag):
 @pytest.mark.smoke
 def test_cmd_smoke_regression(cmd_dag, num_regression):
     repo, tables = cmd_dag
-    values, tolerances = {}, {}
-    for table, run in own_cells(repo):
-        key = re.sub(r"[^A-Za-z0-9]+", "_", f"{table}_{run.part}_{run.row}_{run.column}").strip("_")
-        metrics = json.loads((repo / run.path).read_text())
-        values[key] = [float(cell(tables[table], run.part, run.row, run.column)["reproduced"])]
-        atol = 0.5 if run.protocol == "pretext" else 100.0 / metrics["num_test_videos"]
-        tolerances[key] = {"atol": atol + 1e-6, "rtol": 0}
-    num_regression.check(values, tolerances=tolerances)
+    check_regression(num_regression, repo, tables, own_cells(repo),
+                     lambda run, metrics: 0.5 if run.protocol == "pretext" else one_test_video(run, metrics))

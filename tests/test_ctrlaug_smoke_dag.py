@@ -7,13 +7,12 @@ then a regression check of the reproduced numbers.
 
 Smoke numbers test the pipeline, not the paper. The regression tolerance of a cell is one test
 video (one query for retrieval) of the evaluation set behind it."""
-import json
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import repository_copy
-from tests.smoke_tables import RESULTS, cell, checked_metrics, eval_cells, regression_key, reproducing_rows, run_tables
+from tests.smoke_tables import RESULTS, cell, check_regression, checked_metrics, eval_cells, reproducing_rows, run_tables
 
 TABLES = [f"ctrlaug_table{i}" for i in range(1, 8)]
 OWN_METHODS = ("ctrlaug", "random_init")
@@ -71,10 +70,4 @@ def test_repeated_rows_read_one_metrics_file(ctrlaug_dag):
 @pytest.mark.smoke
 def test_ctrlaug_smoke_regression(ctrlaug_dag, num_regression):
     repo, tables = ctrlaug_dag
-    values, tolerances = {}, {}
-    for table, run in own_cells(repo):
-        key = regression_key(table, run)
-        metrics = json.loads((repo / run.path).read_text())
-        values[key] = [float(cell(tables[table], run.part, run.row, run.column)["reproduced"])]
-        tolerances[key] = {"atol": 100.0 / metrics["num_test_videos"] + 1e-6, "rtol": 0}
-    num_regression.check(values, tolerances=tolerances)
+    check_regression(num_regression, repo, tables, own_cells(repo))

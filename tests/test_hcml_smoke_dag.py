@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import repository_copy
-from tests.smoke_tables import RESULTS, cell, checked_metrics, eval_cells, regression_key, reproducing_rows, run_tables
+from tests.smoke_tables import RESULTS, cell, check_regression, checked_metrics, eval_cells, reproducing_rows, run_tables
 
 TABLES = [f"hcml_table{i}" for i in range(1, 8)]
 
@@ -91,10 +91,4 @@ def tolerance(run, metrics: dict) -> float:
 @pytest.mark.smoke
 def test_hcml_smoke_regression(hcml_dag, num_regression):
     repo, tables = hcml_dag
-    values, tolerances = {}, {}
-    for table, run in own_cells(repo):
-        key = regression_key(table, run)
-        metrics = json.loads((repo / run.path).read_text())
-        values[key] = [float(cell(tables[table], run.part, run.row, run.column)["reproduced"])]
-        tolerances[key] = {"atol": tolerance(run, metrics) + 1e-6, "rtol": 0}
-    num_regression.check(values, tolerances=tolerances)
+    check_regression(num_regression, repo, tables, own_cells(repo), tolerance)

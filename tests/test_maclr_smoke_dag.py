@@ -8,14 +8,13 @@ a regression check of the reproduced numbers.
 Smoke numbers test the pipeline, not the paper. The regression tolerance of a cell is one test
 video of the evaluation set behind it (one event for VidSitu, one proposal box for AVA)."""
 import json
-import re
 
 import pytest
 import yaml
 
 from protocols.ava_eval import ava_frame_map
 from tests.conftest import ROOT
-from tests.smoke_tables import SCALE, cell, eval_cells, run_tables
+from tests.smoke_tables import SCALE, cell, check_regression, eval_cells, run_tables
 
 TABLES = ["maclr_table2", "maclr_table4", "maclr_table5"]
 OWN_METHODS = ("maclr", "random_init", "supervised")
@@ -89,13 +88,5 @@ def test_detection_rows_are_their_prediction_files_scored_by_the_ava_evaluator(m
 
 @pytest.mark.smoke
 def test_maclr_tables245_smoke_regression(maclr_dag, num_regression):
-    values, tolerances = {}, {}
-    for table, run in own_cells():
-        if not run.runnable:
-            continue
-        key = re.sub(r"[^A-Za-z0-9]+", "_", f"{table}_{run.part}_{run.row}_{run.column}").strip("_")
-        metrics = json.loads((ROOT / run.path).read_text())
-        values[key] = [float(cell(maclr_dag[table], run.part, run.row, run.column)["reproduced"])]
-        unit = metrics["num_proposals"] if run.protocol == "detection" else metrics["num_test_videos"]
-        tolerances[key] = {"atol": 100.0 / unit + 1e-6, "rtol": 0}
-    num_regression.check(values, tolerances=tolerances)
+    check_regression(num_regression, ROOT, maclr_dag, [(table, run) for table, run in own_cells() if run.runnable],
+                     lambda run, metrics: 100.0 / (metrics["num_proposals"] if run.protocol == "detection" else metrics["num_test_videos"]))

@@ -14,7 +14,6 @@ with the same function, `tables.compute.run`, restricted to the claims Table 3 r
 Snakemake runs; the DAG then finds the compute job's outputs newer than its inputs and does not
 run it, and the table's compute cells are real counts."""
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ import yaml
 from tables import compute
 from tables.schema import load_spec
 from tests.conftest import repository_copy
-from tests.smoke_tables import SCALE, cell, eval_cells, run_tables
+from tests.smoke_tables import SCALE, cell, check_regression, eval_cells, run_tables
 
 TABLES = [f"mcl_table{i}" for i in range(1, 6)]
 
@@ -127,22 +126,10 @@ def test_supervised_imagenet_rows_run_on_the_stand_in_and_say_so(mcl_dag):
 def test_mcl_supervised_smoke_regression(mcl_dag, num_regression):
     """The supervised rows' values (the MCL rows' baseline is test_mcl_smoke_regression's)."""
     repo, tables = mcl_dag
-    values, tolerances = {}, {}
-    for table, run in eval_cells(repo, ["mcl_table3"], ("supervised",)):
-        key = re.sub(r"[^A-Za-z0-9]+", "_", f"{table}_{run.part}_{run.row}_{run.column}").strip("_")
-        metrics = json.loads((repo / run.path).read_text())
-        values[key] = [float(cell(tables[table], run.part, run.row, run.column)["reproduced"])]
-        tolerances[key] = {"atol": 100.0 / metrics["num_test_videos"] + 1e-6, "rtol": 0}
-    num_regression.check(values, tolerances=tolerances)
+    check_regression(num_regression, repo, tables, eval_cells(repo, ["mcl_table3"], ("supervised",)))
 
 
 @pytest.mark.smoke
 def test_mcl_smoke_regression(mcl_dag, num_regression):
     repo, tables = mcl_dag
-    values, tolerances = {}, {}
-    for table, run in mcl_eval_cells(repo):
-        key = re.sub(r"[^A-Za-z0-9]+", "_", f"{table}_{run.part}_{run.row}_{run.column}").strip("_")
-        metrics = json.loads((repo / run.path).read_text())
-        values[key] = [float(cell(tables[table], run.part, run.row, run.column)["reproduced"])]
-        tolerances[key] = {"atol": 100.0 / metrics["num_test_videos"] + 1e-6, "rtol": 0}
-    num_regression.check(values, tolerances=tolerances)
+    check_regression(num_regression, repo, tables, mcl_eval_cells(repo))
