@@ -12,9 +12,16 @@ import yaml
 
 from tables.runs import cell_runs
 from tables.schema import load_spec
+from tests.conftest import repository_copy
 
 SCALE = "smoke"
 RESULTS = f"results/{SCALE}"
+
+
+def dag_in_copy(tmp_path_factory, name: str, tables: list[str]) -> tuple[Path, dict[str, pd.DataFrame]]:
+    """(repository copy, {table: long-form CSV}) after the tables' smoke DAG ran once in a fresh copy."""
+    repo = repository_copy(tmp_path_factory.mktemp(f"{name}_smoke_repo"))
+    return repo, run_tables(repo, tables)
 
 
 def run_tables(repo: Path, tables: list[str]) -> dict[str, pd.DataFrame]:
@@ -57,6 +64,15 @@ def checked_metrics(repo: Path, tables: dict[str, pd.DataFrame], table: str, run
     assert value["status"] == "smoke" and value["scale"] == SCALE, (table, run.row, run.column)
     assert value["reproduced"] == pytest.approx(metrics[run.metric], abs=0.01), (table, run.row, run.column)
     return metrics
+
+
+def assert_every_row_has_a_smoke_value(repo: Path, tables: dict[str, pd.DataFrame], table_names: list[str],
+                                       methods: tuple[str, ...]) -> list[tuple[str, object, dict]]:
+    """Check every evaluation cell of `methods`' rows with `checked_metrics` and that together they
+    cover every spec row naming those methods; returns (table, CellRun, metrics) for further checks."""
+    checked = [(table, run, checked_metrics(repo, tables, table, run)) for table, run in eval_cells(repo, table_names, methods)]
+    assert {(table, run.part, run.row) for table, run, _ in checked} == reproducing_rows(repo, table_names, methods)
+    return checked
 
 
 def reproducing_rows(repo: Path, tables: list[str], methods: tuple[str, ...]) -> set[tuple[str, str, str]]:

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import repository_copy
-from tests.smoke_tables import (RESULTS, cell, check_regression, checked_metrics, eval_cells, one_test_video,
-                                reproducing_rows, run_tables)
+from tests.smoke_tables import (RESULTS, assert_every_row_has_a_smoke_value, cell, check_regression, dag_in_copy,
+                                eval_cells, one_test_video)
 
 TABLES = [f"cmd_table{i}" for i in range(1, 10)]
 OWN_METHODS = ("cmd", "random_init")
@@ -23,8 +22,7 @@ OWN_METHODS = ("cmd", "random_init")
 @pytest.fixture(scope="module")
 def cmd_dag(tmp_path_factory):
     """(repository copy, {table: long-form CSV}) after the CMD tables' smoke DAG ran once."""
-    repo = repository_copy(tmp_path_factory.mktemp("cmd_smoke_repo"))
-    return repo, run_tables(repo, TABLES)
+    return dag_in_copy(tmp_path_factory, "cmd", TABLES)
 
 
 def own_cells(repo: Path):
@@ -35,11 +33,7 @@ def own_cells(repo: Path):
 @pytest.mark.smoke
 def test_every_cmd_and_scratch_row_has_a_smoke_value_from_its_metrics_file(cmd_dag):
     repo, tables = cmd_dag
-    rows = set()
-    for table, run in own_cells(repo):
-        checked_metrics(repo, tables, table, run)
-        rows.add((table, run.part, run.row))
-    assert rows == reproducing_rows(repo, TABLES, OWN_METHODS)
+    assert_every_row_has_a_smoke_value(repo, tables, TABLES, OWN_METHODS)
     assert all(run.runnable for _, run in own_cells(repo))
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import repository_copy
-from tests.smoke_tables import RESULTS, cell, check_regression, checked_metrics, eval_cells, reproducing_rows, run_tables
+from tests.smoke_tables import (RESULTS, assert_every_row_has_a_smoke_value, cell, check_regression, dag_in_copy,
+                                eval_cells)
 
 TABLES = [f"ctrlaug_table{i}" for i in range(1, 8)]
 OWN_METHODS = ("ctrlaug", "random_init")
@@ -21,8 +21,7 @@ OWN_METHODS = ("ctrlaug", "random_init")
 @pytest.fixture(scope="module")
 def ctrlaug_dag(tmp_path_factory):
     """(repository copy, {table: long-form CSV}) after the seven tables' smoke DAG ran once."""
-    repo = repository_copy(tmp_path_factory.mktemp("ctrlaug_smoke_repo"))
-    return repo, run_tables(repo, TABLES)
+    return dag_in_copy(tmp_path_factory, "ctrlaug", TABLES)
 
 
 def own_cells(repo: Path):
@@ -33,13 +32,9 @@ def own_cells(repo: Path):
 @pytest.mark.smoke
 def test_every_ctrlaug_and_scratch_row_has_a_smoke_value_from_its_metrics_file(ctrlaug_dag):
     repo, tables = ctrlaug_dag
-    rows = set()
-    for table, run in own_cells(repo):
-        metrics = checked_metrics(repo, tables, table, run)
+    for table, run, metrics in assert_every_row_has_a_smoke_value(repo, tables, TABLES, OWN_METHODS):
         assert metrics["recipe"] == "ctrlaug", (table, run.row)  # §4.2's 10 centre-cropped clips, also for the Scratch row
         assert metrics["views"].startswith("10x1"), (table, run.row, metrics["views"])
-        rows.add((table, run.part, run.row))
-    assert rows == reproducing_rows(repo, TABLES, OWN_METHODS)
     assert all(run.runnable for _, run in own_cells(repo))
 
 

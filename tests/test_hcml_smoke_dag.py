@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import repository_copy
-from tests.smoke_tables import RESULTS, cell, check_regression, checked_metrics, eval_cells, reproducing_rows, run_tables
+from tests.smoke_tables import (RESULTS, assert_every_row_has_a_smoke_value, cell, check_regression, dag_in_copy,
+                                eval_cells)
 
 TABLES = [f"hcml_table{i}" for i in range(1, 8)]
 
@@ -21,8 +21,7 @@ TABLES = [f"hcml_table{i}" for i in range(1, 8)]
 @pytest.fixture(scope="module")
 def hcml_dag(tmp_path_factory):
     """(repository copy, {table: long-form CSV}) after the HCML tables' smoke DAG ran once."""
-    repo = repository_copy(tmp_path_factory.mktemp("hcml_smoke_repo"))
-    return repo, run_tables(repo, TABLES)
+    return dag_in_copy(tmp_path_factory, "hcml", TABLES)
 
 
 def own_cells(repo: Path):
@@ -32,11 +31,7 @@ def own_cells(repo: Path):
 @pytest.mark.smoke
 def test_every_hcml_row_has_a_smoke_value_from_its_metrics_file(hcml_dag):
     repo, tables = hcml_dag
-    rows = set()
-    for table, run in own_cells(repo):
-        checked_metrics(repo, tables, table, run)
-        rows.add((table, run.part, run.row))
-    assert rows == reproducing_rows(repo, TABLES, ("hcml",))
+    assert_every_row_has_a_smoke_value(repo, tables, TABLES, ("hcml",))
 
 
 @pytest.mark.smoke

@@ -22,7 +22,7 @@ import yaml
 from tables import compute
 from tables.schema import load_spec
 from tests.conftest import repository_copy
-from tests.smoke_tables import SCALE, cell, check_regression, eval_cells, run_tables
+from tests.smoke_tables import assert_every_row_has_a_smoke_value, cell, check_regression, eval_cells, run_tables
 
 TABLES = [f"mcl_table{i}" for i in range(1, 6)]
 
@@ -54,20 +54,9 @@ def mcl_eval_cells(repo: Path):
 @pytest.mark.smoke
 def test_every_mcl_row_has_a_reproduced_smoke_value_from_its_metrics_file(mcl_dag):
     repo, tables = mcl_dag
-    rows = set()
-    for table, run in mcl_eval_cells(repo):
-        assert run.runnable, (table, run.row, run.reason)
-        metrics = json.loads((repo / run.path).read_text())
-        assert metrics["scale"] == SCALE and metrics["protocol"] == run.protocol
-        value = cell(tables[table], run.part, run.row, run.column)
-        assert value["status"] == "smoke" and value["scale"] == SCALE, (table, run.row, run.column)
-        assert value["reproduced"] == pytest.approx(metrics[run.metric], abs=0.01), (table, run.row, run.column)
-        rows.add((table, run.part, run.row))
-    spec_rows = {(t, part["id"], row["id"])
-                 for t in TABLES for part in yaml.safe_load((repo / "tables/specs" / f"{t}.yaml").read_text())["parts"]
-                 for row in part["rows"] if (row.get("reproduce") or {}).get("method") == "mcl"}
-    assert rows == spec_rows
-    assert len(rows) == 26 + 4 + 3 + 3 + 2
+    checked = assert_every_row_has_a_smoke_value(repo, tables, TABLES, ("mcl",))
+    assert all(run.runnable for _, run, _ in checked), [(t, run.row, run.reason) for t, run, _ in checked if not run.runnable]
+    assert len({(table, run.part, run.row) for table, run, _ in checked}) == 26 + 4 + 3 + 3 + 2
 
 
 @pytest.mark.smoke
