@@ -24,7 +24,6 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from core.errors import SuiteError
@@ -33,6 +32,7 @@ from datasets.clips.sampling import ClipSpec, plan_test_clips, plan_train_clip
 from methods.backbones import build_backbone
 from methods.training.engine import RunSettings, fit
 from methods.training.method import TrainingTask
+from methods.training.method import EpochSeededVideos
 from methods.training.registry import method_class
 from protocols.cli import evaluation_splits, protocol_main
 
@@ -55,23 +55,17 @@ class Classifier(TrainingTask):
         return {"cross_entropy": F.cross_entropy(self.logits(batch["clip"]), batch["label"])}
 
 
-class TrainClips(Dataset):
+class TrainClips(EpochSeededVideos):
     """One augmented training clip per video and epoch: random position, crop and flip, then the
     reader's colour augmentations; seeded by (seed, epoch, video)."""
 
     def __init__(self, videos: pd.DataFrame, reader: ClipReader, seed: int, flip_p: float = 0.5):
-        self.videos, self.reader, self.seed, self.flip_p = videos.reset_index(drop=True), reader, seed, flip_p
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.videos)
+        super().__init__(videos, seed)
+        self.reader, self.flip_p = reader, flip_p
 
     def __getitem__(self, index: int):
         row = self.videos.iloc[index]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = self.sample_rng(index)
         torch.manual_seed(int(rng.integers(2**31)))
         plan = plan_train_clip(self.reader.num_frames(row), self.reader.frame_hw(row), self.reader.spec, rng, flip_p=self.flip_p)
         return {"clip": self.reader(row, plan), "label": torch.tensor(int(row.label))}

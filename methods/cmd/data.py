@@ -30,7 +30,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
 
 from core.errors import ConfigError, CorruptInputError, MissingInputError, VideoDecodeError
 from datasets.clips.reader import ClipReader, clip_spec, normalize
@@ -39,6 +38,7 @@ from datasets.motion.cache import VideoArrays
 from datasets.motion.compressed import flip_mv, mv_clip, normalise_mv
 from datasets.motion.tvl1 import dequantise_flow
 from methods.cmd.sampling import plan_cmd_sample, plan_cmd_test_views
+from methods.training.method import EpochSeededVideos
 
 MV_FLIPS = ("negate_dx", "mirror_only")
 MOTION_SOURCES = ("mv", "tvl1_flow")  # Table 4: motion vectors (the paper's) or TV-L1 optical flow
@@ -100,11 +100,11 @@ def iframe_input(frame: np.ndarray, spec: ClipSpec, crop: tuple[int, int], flip:
     return x.permute(1, 0, 2, 3)  # (C, T=1, H, W)
 
 
-class CMDPretrainData(Dataset):
+class CMDPretrainData(EpochSeededVideos):
     def __init__(self, manifest: pd.DataFrame, root: str | Path, cache: str | Path, cfg: dict, seed: int,
                  video_dir: str | Path | None = None, flow_cache: str | Path | None = None):
-        self.videos = manifest.reset_index(drop=True)
-        self.cfg, self.seed, self.epoch = cfg, seed, 0
+        super().__init__(manifest, seed)
+        self.cfg = cfg
         self.spec = clip_spec(cfg)
         self.tasks = set(cfg["tasks"])
         self.reader = ClipReader(root, self.spec, cfg["normalize_mean"], cfg["normalize_std"], video_dir=video_dir,
@@ -121,17 +121,10 @@ class CMDPretrainData(Dataset):
             self.flow = VideoArrays(flow_cache, ("flow",), "TV-L1 flow",
                                     "rule mcl_motion with motion_inputs.tvl1_store_flow: true, datasets.motion.tvl1")
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.videos)
-
     def __getitem__(self, index: int) -> dict:
         row = self.videos.iloc[index]
         cfg, spec = self.cfg, self.spec
-        # One generator per (seed, epoch, video): runs are reproducible and resumable per epoch.
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = self.sample_rng(index)
         torch.manual_seed(int(rng.integers(2**31)))
         data = self.compressed(row.video_id)
         frames = min(int(row.num_frames), len(data["mv"]))  # frames with both RGB and motion vectors

@@ -11,16 +11,15 @@ iteration for 32 groups of the batch (§4.4), are applied by the model on the wh
 """
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
 
 from core.errors import ConfigError, VideoDecodeError
 from datasets.clips.reader import ClipReader
 from datasets.clips.sampling import ClipSpec
 from methods.ctrlaug.sampling import View, plan_ctrlaug_sample
+from methods.training.method import EpochSeededVideos
 
 
 def resize_view(clip: torch.Tensor, size: int) -> torch.Tensor:
@@ -31,22 +30,16 @@ def resize_view(clip: torch.Tensor, size: int) -> torch.Tensor:
     return frames.permute(1, 0, 2, 3).contiguous()
 
 
-class CtrlAugPretrainData(Dataset):
+class CtrlAugPretrainData(EpochSeededVideos):
     def __init__(self, manifest: pd.DataFrame, cfg: dict, root, video_dir, seed: int):
         if cfg.get("decoder", "cpu") != "cpu":
             raise ConfigError("methods/ctrlaug/config.yaml: `decoder` must be cpu (views of several crop sizes are "
                               "resized after decoding, which the batched DALI feed does not do)")
-        self.videos = manifest.reset_index(drop=True)
-        self.cfg, self.root, self.video_dir, self.seed, self.epoch = cfg, root, video_dir, seed, 0
+        super().__init__(manifest, seed)
+        self.cfg, self.root, self.video_dir = cfg, root, video_dir
         self.input_size = int(cfg["clip"]["crop_size"])
         self.short_side = int(cfg["clip"]["short_side"])
         self._readers: dict[tuple[int, int], ClipReader] = {}
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.videos)
 
     def reader(self, frames: int, crop: int) -> ClipReader:
         """A reader cutting `crop`-pixel boxes, without augmentation or normalisation ([0, 1])."""
@@ -62,7 +55,7 @@ class CtrlAugPretrainData(Dataset):
     def __getitem__(self, index: int) -> dict:
         row = self.videos.iloc[index]
         cfg = self.cfg
-        rng = np.random.default_rng([self.seed, self.epoch, index])  # a sample is a function of (seed, epoch, index)
+        rng = self.sample_rng(index)
         hw = self.reader(1, self.input_size).frame_hw(row)
         g, l = cfg["global_view"], cfg["clip"]
         try:

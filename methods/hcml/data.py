@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Dataset
 
 from core.errors import SuiteError
 from datasets.clips.reader import ClipReader, clip_spec
 from datasets.clips.sampling import plan_train_clip, random_short_side
+from methods.training.method import EpochSeededVideos
 
 
-class HCMLClips(Dataset):
+class HCMLClips(EpochSeededVideos):
     def __init__(self, videos: pd.DataFrame, root: Path, cfg: dict, seed: int, video_dir: Path | None = None):
-        self.videos, self.seed, self.epoch = videos.reset_index(drop=True), seed, 0
+        super().__init__(videos, seed)
         self.reader = ClipReader(root, clip_spec(cfg["clip"]), cfg["normalize_mean"], cfg["normalize_std"],
                                  video_dir=video_dir)
         self.short_side_jitter = cfg["clip"].get("short_side_jitter")
@@ -29,15 +29,9 @@ class HCMLClips(Dataset):
             raise SuiteError(f"HCML clips span {self.reader.spec.span} frames ({self.reader.spec.num_frames} x stride "
                              f"{self.reader.spec.stride}); shorter videos: {', '.join(map(str, short['video_id'][:10]))}")
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.videos)
-
     def __getitem__(self, index: int) -> dict:
         row = self.videos.iloc[index]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = self.sample_rng(index)
         side = None if self.short_side_jitter is None else random_short_side(self.short_side_jitter, self.reader.spec, rng)
         plan = plan_train_clip(self.reader.num_frames(row), self.reader.frame_hw(row, side), self.reader.spec, rng,
                                short_side=side)

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Dataset
 
 from datasets.clips.reader import ClipReader, MotionClipReader, clip_spec
 from datasets.clips.sampling import ClipPlan, ClipSpec, clip_indices, random_crop_offset, random_start, valid_starts
+from methods.training.method import EpochSeededVideos
 
 
 def motion_allowed_starts(frame_mean: np.ndarray, spec: ClipSpec, threshold: float) -> np.ndarray:
@@ -51,13 +51,13 @@ def sample_starts(num_frames: int, visual: ClipSpec, motion: ClipSpec, allowed: 
     return v_starts, v_starts[::-1]  # m^q shares v^k's start, m^k shares v^q's
 
 
-class MaCLRPretrainData(Dataset):
+class MaCLRPretrainData(EpochSeededVideos):
     def __init__(self, manifest: pd.DataFrame, root: str | Path, motion_cache: str | Path | None, cfg: dict, seed: int,
                  video_dir: str | Path | None = None):
         """`video_dir`: read `<video_dir>/<video_id>.mp4` (the H.264 CFR transcodes DALI's NVDEC
         path decodes) instead of the original files under `root`."""
-        self.videos = manifest.reset_index(drop=True)
-        self.cfg, self.seed = cfg, seed
+        super().__init__(manifest, seed)
+        self.cfg = cfg
         self.use_visual = "visual" in cfg["pathways"]
         self.use_motion = "motion" in cfg["pathways"]
         self.visual_spec = clip_spec(cfg["visual"])
@@ -69,13 +69,6 @@ class MaCLRPretrainData(Dataset):
         if self.use_motion:
             scale = cfg["motion"]["input_scale"][cfg["motion"]["input"]]
             self.motion = MotionClipReader(motion_cache, self.motion_spec, scale)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.videos)
 
     def _visual(self, row, start: int, rng: np.random.Generator) -> torch.Tensor:
         spec = self.visual_spec
@@ -92,8 +85,7 @@ class MaCLRPretrainData(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         row = self.videos.iloc[index]
-        # One generator per (seed, epoch, video): runs are reproducible and resumable per epoch.
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = self.sample_rng(index)
         torch.manual_seed(int(rng.integers(2**31)))
         n = int(row.num_frames)
         # `threshold_fallback` flags a video with no clip above gamma, sampled uniformly instead;

@@ -16,13 +16,13 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
 
 from datasets.clips.reader import ClipReader, clip_spec
 from datasets.clips.sampling import ClipPlan, plan_train_clip
-from core.errors import CorruptInputError, MissingInputError, VideoDecodeError
+from core.errors import CorruptInputError, VideoDecodeError
 from datasets.motion.cache import VideoArrays
 from methods.mcl.sampling import plan_motion_focused_clip, resize_map
+from methods.training.method import EpochSeededVideos
 
 
 def uses_motion(cfg: dict) -> bool:
@@ -74,21 +74,15 @@ def clip_motion(motion: np.ndarray, plan: ClipPlan, frame_hw: tuple[int, int], c
     return F.adaptive_avg_pool2d(maps, size)
 
 
-class MCLPretrainData(Dataset):
+class MCLPretrainData(EpochSeededVideos):
     def __init__(self, manifest: pd.DataFrame, root: str | Path, motion_cache: str | Path | None, cfg: dict, seed: int,
                  video_dir: str | Path | None = None):
-        self.videos = manifest.reset_index(drop=True)
-        self.cfg, self.seed, self.epoch = cfg, seed, 0
+        super().__init__(manifest, seed)
+        self.cfg = cfg
         self.spec = clip_spec(cfg)
         self.reader = ClipReader(root, self.spec, cfg["normalize_mean"], cfg["normalize_std"], video_dir=video_dir,
                                  decoder=cfg["decoder"], augment=cfg["augment"])
         self.motion = MotionMaps(motion_cache) if uses_motion(cfg) else None
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.videos)
 
     def _plan(self, row, motion: np.ndarray | None, frame_mean: np.ndarray | None, rng: np.random.Generator,
               start_of: ClipPlan | None = None) -> ClipPlan:
@@ -110,8 +104,7 @@ class MCLPretrainData(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         row = self.videos.iloc[index]
-        # One generator per (seed, epoch, video): runs are reproducible and resumable per epoch.
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = self.sample_rng(index)
         torch.manual_seed(int(rng.integers(2**31)))
         motion = frame_mean = None
         if self.motion is not None:

@@ -26,12 +26,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
 from core.config import evaluation_clip
+
+class EpochSeededVideos(Dataset):
+    """One sample per video of `videos`, drawn from a generator seeded by (seed, epoch, index): a
+    run is reproducible, and a resumed run draws what an uninterrupted one would (the engine calls
+    `set_epoch` before each epoch). Subclasses cut their sample in `__getitem__` from `sample_rng`."""
+
+    def __init__(self, videos: pd.DataFrame, seed: int):
+        self.videos, self.seed, self.epoch = videos.reset_index(drop=True), seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def sample_rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, index])
+
 
 # What an encoder or a pretraining dataset may read, per video (CONTRIBUTING.md, "Checkpoints"):
 # RGB frames; MaCLR's flow edges, optical flow and frame differences; MCL's TV-L1 motion maps;
