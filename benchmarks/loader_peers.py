@@ -176,6 +176,93 @@ def timed_round_robin(loaders: Loaders, jobs, names, stats: dict, sequential_eve
             stats.setdefault("_suite_equal", []).append(bool(torch.equal(clips["suite"], clips["pyav_sequential"])))
 
 
+def measure_videos(loaders: Loaders, videos: list[Path], long_path: Path, specs: dict, args) -> list[dict]:
+    """One row per (video, clip spec): clips/s of each loader on the same random training clips,
+    whether the suite's clips equal the sequential decode's, and the ratios to decord."""
+    from datasets.clips import decode as D
+    from datasets.clips.sampling import plan_train_clip, resized_hw
+
+    rows = []
+    rng = np.random.default_rng(0)
+    for path in videos:
+        info = D.video_info(path)
+        index = D._read_index(path)
+        n = len(index.pts)
+        for spec_name, spec in specs.items():
+            row = {"video": path.name, "frames": n, "keyframes": len(index.key_pts),
+                   "seekable": index.seekable, "clip": spec_name,
+                   "rgb_conversion_ms_per_frame": conversion_cost(path)}
+            if spec.span > n:
+                rows.append({**row, "skipped": f"video of {n} frames shorter than the clip span {spec.span}"})
+                continue
+            hw = resized_hw(info["height"], info["width"], spec.short_side)
+            count = args.long_clips if path == long_path else args.clips
+            jobs = [(path, plan_train_clip(n, hw, spec, rng), spec) for _ in range(count)]
+            stats: dict = {}
+            timed_round_robin(loaders, jobs, loaders.names, stats,
+                              args.long_sequential_every if path == long_path else 1)
+            row["suite_equals_sequential"] = all(stats.pop("_suite_equal"))
+            for name in loaders.names:
+                row[f"{name}_clips"] = len(stats[name])
+                row[f"{name}_clips_per_s"] = len(stats[name]) / sum(stats[name])
+            if loaders.decord is not None:
+                row["suite_vs_decord"] = row["suite_clips_per_s"] / row["decord_clips_per_s"]
+                # the same clip timed back to back: robust to bursts of load from other processes
+                row["suite_vs_decord_median_per_clip"] = float(np.median(
+                    np.asarray(stats["decord"]) / np.asarray(stats["suite"])))
+            rows.append(row)
+            print(f"  {path.name:<45} {spec_name:<20} " + "  ".join(
+                f"{name} {row[f'{name}_clips_per_s']:6.2f}" for name in loaders.names))
+    return rows
+
+
+def measure_positions(loaders: Loaders, long_path: Path, specs: dict, repeats: int) -> list[dict]:
+    """The median clip time of each loader against the clip's start position in the long video."""
+    from datasets.clips import decode as D
+    from datasets.clips.sampling import ClipPlan, clip_indices, resized_hw
+
+    positions = []
+    n = len(D._read_index(long_path).pts)
+    info = D.video_info(long_path)
+    for spec_name in ("MCL 16x2 224 (256)", "CMD 16x4 112 (128)"):
+        spec = specs[spec_name]
+        hw = resized_hw(info["height"], info["width"], spec.short_side)
+        for frac in POSITIONS:
+            start = min(int(frac * n), n - spec.span)
+            plan = ClipPlan(tuple(int(i) for i in clip_indices(start, spec)),
+                            ((hw[0] - spec.crop_size) // 2, (hw[1] - spec.crop_size) // 2), False)
+            stats = {}
+            # the sequential decode once per position: at 95 % it decodes the whole video
+            timed_round_robin(loaders, [(long_path, plan, spec)] * repeats, loaders.names, stats,
+                              sequential_every=repeats)
+            stats.pop("_suite_equal", None)
+            entry = {"clip": spec_name, "position": frac, "start_frame": start}
+            for name in loaders.names:
+                entry[f"{name}_ms"] = 1000 * float(np.median(stats[name]))
+            positions.append(entry)
+            print(f"  position {frac:4.0%} {spec_name:<20} " + "  ".join(
+                f"{name} {entry[f'{name}_ms']:7.1f} ms" for name in loaders.names))
+    return positions
+
+
+def markdown_tables(rows: list[dict], positions: list[dict], names: list[str]) -> tuple[str, str]:
+    """(clips/s per video and clip, clip time per start position) as Markdown tables."""
+    lines = ["| video | clip | " + " | ".join(f"{x} clips/s" for x in names) + " | suite / decord |",
+             "| --- | --- | " + " | ".join("---:" for _ in names) + " | ---: |"]
+    for r in rows:
+        if "skipped" in r:
+            lines.append(f"| {r['video']} | {r['clip']} | " + " | ".join("-" for _ in names) + " | (shorter than the clip) |")
+            continue
+        ratio = f"{r['suite_vs_decord']:.2f}x" if "suite_vs_decord" in r else "decord missing"
+        lines.append(f"| {r['video']} | {r['clip']} | " + " | ".join(f"{r[f'{x}_clips_per_s']:.1f}" for x in names)
+                     + f" | {ratio} |")
+    pos_lines = ["| clip | start | " + " | ".join(f"{x} ms" for x in names) + " |",
+                 "| --- | ---: | " + " | ".join("---:" for _ in names) + " |"]
+    pos_lines += [f"| {p['clip']} | {p['position']:.0%} | " + " | ".join(f"{p[f'{x}_ms']:.0f}" for x in names) + " |"
+                  for p in positions]
+    return "\n".join(lines), "\n".join(pos_lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="Clip loading: the suite's CPU loader against decord, pytorchvideo and PyAV sequential decoding.")
     ap.add_argument("--out", type=Path, default=Path("results/benchmarks/loader_peers.json"))
@@ -192,7 +279,7 @@ def main(argv=None) -> int:
 
     from core.io import write_json
     from datasets.clips import decode as D
-    from datasets.clips.sampling import ClipPlan, ClipSpec, clip_indices, plan_train_clip, resized_hw
+    from datasets.clips.sampling import ClipPlan, ClipSpec
 
     torch.set_num_threads(1)
     D.set_decode_threads(1)
@@ -216,81 +303,16 @@ def main(argv=None) -> int:
             loaders.run(name, videos[0], warm_plan, warm_spec)
         loaders.mismatches.clear()
 
-        rows = []
-        rng = np.random.default_rng(0)
-        for path in videos:
-            info = D.video_info(path)
-            index = D._read_index(path)
-            n = len(index.pts)
-            for spec_name, spec in specs.items():
-                row = {"video": path.name, "frames": n, "keyframes": len(index.key_pts),
-                       "seekable": index.seekable, "clip": spec_name,
-                       "rgb_conversion_ms_per_frame": conversion_cost(path)}
-                if spec.span > n:
-                    rows.append({**row, "skipped": f"video of {n} frames shorter than the clip span {spec.span}"})
-                    continue
-                hw = resized_hw(info["height"], info["width"], spec.short_side)
-                count = args.long_clips if path == long_path else args.clips
-                jobs = [(path, plan_train_clip(n, hw, spec, rng), spec) for _ in range(count)]
-                stats: dict = {}
-                timed_round_robin(loaders, jobs, loaders.names, stats,
-                                  args.long_sequential_every if path == long_path else 1)
-                row["suite_equals_sequential"] = all(stats.pop("_suite_equal"))
-                for name in loaders.names:
-                    row[f"{name}_clips"] = len(stats[name])
-                    row[f"{name}_clips_per_s"] = len(stats[name]) / sum(stats[name])
-                if loaders.decord is not None:
-                    row["suite_vs_decord"] = row["suite_clips_per_s"] / row["decord_clips_per_s"]
-                    # the same clip timed back to back: robust to bursts of load from other processes
-                    row["suite_vs_decord_median_per_clip"] = float(np.median(
-                        np.asarray(stats["decord"]) / np.asarray(stats["suite"])))
-                rows.append(row)
-                print(f"  {path.name:<45} {spec_name:<20} " + "  ".join(
-                    f"{name} {row[f'{name}_clips_per_s']:6.2f}" for name in loaders.names))
-
-        # clip cost against the clip's start position on the long video
-        positions = []
-        n = len(D._read_index(long_path).pts)
-        info = D.video_info(long_path)
-        for spec_name in ("MCL 16x2 224 (256)", "CMD 16x4 112 (128)"):
-            spec = specs[spec_name]
-            hw = resized_hw(info["height"], info["width"], spec.short_side)
-            for frac in POSITIONS:
-                start = min(int(frac * n), n - spec.span)
-                plan = ClipPlan(tuple(int(i) for i in clip_indices(start, spec)),
-                                ((hw[0] - spec.crop_size) // 2, (hw[1] - spec.crop_size) // 2), False)
-                stats = {}
-                # the sequential decode once per position: at 95 % it decodes the whole video
-                timed_round_robin(loaders, [(long_path, plan, spec)] * args.repeats, loaders.names, stats,
-                                  sequential_every=args.repeats)
-                stats.pop("_suite_equal", None)
-                entry = {"clip": spec_name, "position": frac, "start_frame": start}
-                for name in loaders.names:
-                    entry[f"{name}_ms"] = 1000 * float(np.median(stats[name]))
-                positions.append(entry)
-                print(f"  position {frac:4.0%} {spec_name:<20} " + "  ".join(
-                    f"{name} {entry[f'{name}_ms']:7.1f} ms" for name in loaders.names))
+        rows = measure_videos(loaders, videos, long_path, specs, args)
+        positions = measure_positions(loaders, long_path, specs, args.repeats)
 
     load_after = os.getloadavg()
     shared = max(load_before[0], load_after[0]) > 1.0
-    names = loaders.names
-    header = "| video | clip | " + " | ".join(f"{x} clips/s" for x in names) + " | suite / decord |"
-    lines = [header, "| --- | --- | " + " | ".join("---:" for _ in names) + " | ---: |"]
-    for r in rows:
-        if "skipped" in r:
-            lines.append(f"| {r['video']} | {r['clip']} | " + " | ".join("-" for _ in names) + " | (shorter than the clip) |")
-            continue
-        ratio = f"{r['suite_vs_decord']:.2f}x" if "suite_vs_decord" in r else "decord missing"
-        lines.append(f"| {r['video']} | {r['clip']} | " + " | ".join(f"{r[f'{x}_clips_per_s']:.1f}" for x in names)
-                     + f" | {ratio} |")
-    pos_lines = ["| clip | start | " + " | ".join(f"{x} ms" for x in names) + " |",
-                 "| --- | ---: | " + " | ".join("---:" for _ in names) + " |"]
-    pos_lines += [f"| {p['clip']} | {p['position']:.0%} | " + " | ".join(f"{p[f'{x}_ms']:.0f}" for x in names) + " |"
-                  for p in positions]
+    clips_table, positions_table = markdown_tables(rows, positions, loaders.names)
     print()
-    print("\n".join(lines))
+    print(clips_table)
     print()
-    print("\n".join(pos_lines))
+    print(positions_table)
     report = {
         "machine": machine(),
         "load_average": {"before": load_before, "after": load_after},
@@ -299,7 +321,7 @@ def main(argv=None) -> int:
                  + ("the machine was shared with other processes (load average above 1), so absolute "
                     "figures are low and the ratios are the comparison" if shared else "machine not shared")),
         "decord_installed": loaders.decord is not None,
-        "loaders": names,
+        "loaders": loaders.names,
         "clip_specs": {k: dict(zip(("num_frames", "stride", "crop_size", "short_side"), v)) for k, v in SPECS.items()},
         "long_video": {"seconds": args.long_seconds, "fps": LONG_FPS, "size": LONG_SIZE, "codec": "h264 (x264 defaults)"},
         "pytorchvideo_frame_count_mismatches": loaders.mismatches,
