@@ -193,39 +193,11 @@ def time_dali(paths, plans, spec, device, batch_size, num_threads) -> dict:
     return {"clips": len(plans), "seconds": dt, "clips_per_s": len(plans) / dt, "build_and_warmup_s": build}
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description="Clip decoding throughput: CPU (PyAV) and DALI.")
-    ap.add_argument("--out", type=Path, default=Path("results/benchmarks/decode_throughput.json"))
-    ap.add_argument("--clips", type=int, default=32, help="clips timed per configuration")
-    ap.add_argument("--num-frames", type=int, default=16)
-    ap.add_argument("--stride", type=int, default=2)
-    ap.add_argument("--crop", type=int, default=112)
-    ap.add_argument("--short-side", type=int, default=128)
-    ap.add_argument("--batch-size", type=int, default=8, help="DALI batch size")
-    ap.add_argument("--threads", type=int, default=2, help="DALI CPU threads")
-    ap.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto", help="DALI device")
-    ap.add_argument("--no-real", action="store_true", help="skip ../shared/data/real-videos")
-    ap.add_argument("--cpu-workers", type=int, default=0, help="processes of the all-cores CPU row (0: all usable cores)")
-    ap.add_argument("--py-workers", type=int, default=0, help="DALI stream's Python workers (0: usable cores, at most 4)")
-    ap.add_argument("--prefetch", type=int, default=2, help="DALI stream's prefetch queue depth (batches, >= 2)")
-    ap.add_argument("--step-rate", type=float, default=2.0, help="optimiser steps/s one GPU runs, for the sizing")
-    ap.add_argument("--per-gpu-batch", type=int, default=16, help="clips per step per GPU, for the sizing")
-    args = ap.parse_args(argv)
-
-    import torch
-
-    from core.io import write_json
-    from datasets.clips.sampling import ClipSpec
+def measure(spec, device: str, dali_profile: str, cores: int, py_workers: int, args) -> list[dict]:
+    """clips/s of every pipeline on each video set: PyAV on the originals and on the DALI transcodes,
+    PyAV over `cores` processes, DALI per clip and DALI's batched stream, on the same clips."""
     from datasets.transcodes.transcode import PROFILES, transcode
 
-    spec = ClipSpec(args.num_frames, args.stride, args.crop, args.short_side)
-    device = args.device
-    if device == "auto":
-        device = "gpu" if torch.cuda.is_available() else "cpu"
-    dali_profile = "h264_cfr" if device == "gpu" else "vp9"
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    cores = args.cpu_workers or usable
-    py_workers = args.py_workers or min(usable, 4)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -261,7 +233,47 @@ def main(argv=None) -> int:
                 rows.append({"videos": vset["name"], "pipeline": pipeline, "codec": codec, **result})
                 print(f"  {vset['name']:<45} {pipeline:<10} {codec:<9} {result['clips_per_s']:8.2f} clips/s")
 
-    header = f"| videos | pipeline | codec | clips/s |\n| --- | --- | --- | ---: |"
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="Clip decoding throughput: CPU (PyAV) and DALI.")
+    ap.add_argument("--out", type=Path, default=Path("results/benchmarks/decode_throughput.json"))
+    ap.add_argument("--clips", type=int, default=32, help="clips timed per configuration")
+    ap.add_argument("--num-frames", type=int, default=16)
+    ap.add_argument("--stride", type=int, default=2)
+    ap.add_argument("--crop", type=int, default=112)
+    ap.add_argument("--short-side", type=int, default=128)
+    ap.add_argument("--batch-size", type=int, default=8, help="DALI batch size")
+    ap.add_argument("--threads", type=int, default=2, help="DALI CPU threads")
+    ap.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto", help="DALI device")
+    ap.add_argument("--no-real", action="store_true", help="skip ../shared/data/real-videos")
+    ap.add_argument("--cpu-workers", type=int, default=0, help="processes of the all-cores CPU row (0: all usable cores)")
+    ap.add_argument("--py-workers", type=int, default=0, help="DALI stream's Python workers (0: usable cores, at most 4)")
+    ap.add_argument("--prefetch", type=int, default=2, help="DALI stream's prefetch queue depth (batches, >= 2)")
+    ap.add_argument("--step-rate", type=float, default=2.0, help="optimiser steps/s one GPU runs, for the sizing")
+    ap.add_argument("--per-gpu-batch", type=int, default=16, help="clips per step per GPU, for the sizing")
+    args = ap.parse_args(argv)
+    if args.clips < 2 * args.batch_size:  # else the stream row would read 0 clips/s
+        ap.error(f"--clips {args.clips}: at least twice --batch-size ({args.batch_size}), since the DALI stream's "
+                 "rate counts the batches after its first")
+
+    import torch
+
+    from core.io import write_json
+    from datasets.clips.sampling import ClipSpec
+
+    spec = ClipSpec(args.num_frames, args.stride, args.crop, args.short_side)
+    device = args.device
+    if device == "auto":
+        device = "gpu" if torch.cuda.is_available() else "cpu"
+    dali_profile = "h264_cfr" if device == "gpu" else "vp9"
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = args.cpu_workers or usable
+    py_workers = args.py_workers or min(usable, 4)
+    rows = measure(spec, device, dali_profile, cores, py_workers, args)
+
+    header = "| videos | pipeline | codec | clips/s |\n| --- | --- | --- | ---: |"
     table = "\n".join(
         [header] + [f"| {r['videos']} | {r['pipeline']} | {r['codec']} | {r['clips_per_s']:.2f} |" for r in rows]
     )
