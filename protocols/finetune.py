@@ -31,8 +31,7 @@ from datasets.clips.reader import ClipReader, MotionClipReader, clip_spec
 from datasets.clips.sampling import ClipSpec, plan_test_clips, plan_train_clip
 from methods.backbones import build_backbone
 from methods.training.engine import RunSettings, fit
-from methods.training.method import TrainingTask
-from methods.training.method import EpochSeededVideos
+from methods.training.method import EpochSeededVideos, TrainingTask
 from methods.training.registry import method_class
 from protocols.cli import evaluation_splits, protocol_main
 

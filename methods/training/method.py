@@ -34,6 +34,7 @@ from torch.utils.data import Dataset
 
 from core.config import evaluation_clip
 
+
 class EpochSeededVideos(Dataset):
     """One sample per video of `videos`, drawn from a generator seeded by (seed, epoch, index): a
     run is reproducible, and a resumed run draws what an uninterrupted one would (the engine calls
